@@ -1,0 +1,447 @@
+"""Error templates from log messages: the basis of deterministic fingerprints.
+
+`Templater` turns a message (the content of a log line, header stripped: see
+`bot.intake.logformats`) into a `Template`: its text with the variable parts replaced by
+`<*>`, the values of those parts, and an id. Repeats of one problem that differ only in
+ids, numbers, hosts, times… get the same template, so that `fingerprint(template.id, key)`
+joins them into one issue.
+
+How: Drain3's `TemplateMiner` (one configuration for every log) with a one-pass masker
+(`bot.intake.masking`), a mask-aware Drain (`bot.intake.template_tokens`) and a post-merge
+of its clusters (`bot.intake.template_merge`).
+
+Ids are a hash of the template text, not Drain's cluster numbers, so that two processes
+fed the same lines agree on them. A template can still *generalise* as more lines arrive
+(`Failed password for root` becomes `Failed password for <*>` once enough user names were
+seen); its id then changes, `Template.previous_id` says from what, and `resolve()` maps any
+id ever handed out to the current one.
+
+A `Templater` is not thread-safe; use one per consumer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+from drain3 import TemplateMiner
+from drain3.drain import LogCluster
+from drain3.masking import LogMasker, MaskingInstruction
+from drain3.memory_buffer_persistence import MemoryBufferPersistence
+from drain3.template_miner_config import TemplateMinerConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.intake.logformats import DEFAULT_MAX_CHARS, clean_text
+from bot.intake.masking import DEFAULT_RULES, Masker, MaskRule
+from bot.intake.template_merge import Skeleton, TemplateGroups, skeleton
+from bot.intake.template_tokens import TYPED_PLACEHOLDER, WILDCARD, MaskAwareDrain
+
+Change = Literal["created", "changed", "none"]
+ID_LENGTH = 16  # hex characters: 64 bits, ample for the templates of one deployment
+
+
+class TemplaterConfig(BaseModel):
+    """The one configuration used for every log source."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sim_th: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description="Share of a message's positions that must equal a cluster's template "
+        "to join it. Differing words never join anyway; this bounds how many masked values "
+        "may change kind.",
+    )
+    depth: int = Field(default=4, ge=3, description="Drain's prefix-tree depth.")
+    max_children: int = Field(default=100, ge=2, description="Drain's fan-out per tree node.")
+    max_chars: int = Field(
+        default=DEFAULT_MAX_CHARS, ge=16, description="Longer messages are cut, with a marker."
+    )
+    min_distinct_words: int = Field(
+        default=4, ge=2, description="Different words at one position that make it a value."
+    )
+    min_context_words: int = Field(
+        default=3, ge=1, description="Other words a message needs before a word can be a value."
+    )
+    repeat_cache_size: int = Field(
+        default=20_000,
+        ge=1,
+        description="Masked messages remembered with their cluster: their repeats skip Drain.",
+    )
+
+
+class Template:
+    """The template a message belongs to. Read-only by convention.
+
+    A plain class, neither pydantic nor a frozen dataclass: one is built per log line, and
+    validation (or a frozen `__init__`) would cost a third of what Drain3 spends on the
+    whole line. Every field comes from the templater itself. `params` are worked out on
+    first read: most callers only need the id.
+    """
+
+    __slots__ = ("_params", "_pending", "change", "count", "id", "previous_id", "text")
+
+    def __init__(
+        self,
+        id: str,  # hash of `text`: equal texts, equal ids, in any process
+        text: str,
+        count: int,
+        change: Change = "none",
+        previous_id: str | None = None,
+        params: tuple[str, ...] = (),
+        pending: _PendingParams | None = None,
+    ) -> None:
+        self.id = id
+        self.text = text  # the template, variable parts as `<*>`
+        self.count = count  # messages of this template so far
+        # `created`: a template never seen before; `changed`: the template generalised or
+        # was merged, and the message's kind had id `previous_id` until now; `none`: known.
+        self.change = change
+        self.previous_id = previous_id
+        self._params = params
+        self._pending = pending
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The message's values for the template's variable parts, in order."""
+        if self._pending is not None:
+            self._params = _params(*self._pending)
+            self._pending = None
+        return self._params
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.id, self.text, self.params, self.count, self.change, self.previous_id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Template) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable by its lazy params
+
+    def __repr__(self) -> str:
+        return (
+            f"Template(id={self.id!r}, text={self.text!r}, params={self.params!r}, "
+            f"count={self.count}, change={self.change!r}, previous_id={self.previous_id!r})"
+        )
+
+
+# What `Template.params` needs, captured when the template is handed out: the cluster's
+# template tokens, positions the post-merge made values, the masked message, its values.
+_PendingParams = tuple[tuple[str, ...], frozenset[int], str, tuple[str, ...]]
+
+
+def template_id(text: str) -> str:
+    """Deterministic id of a template text (Python's `hash()` is salted per process)."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=ID_LENGTH // 2).hexdigest()
+
+
+def fingerprint(template_id: str, key: str) -> str:
+    """Fingerprint of one problem: a template where it happened (task, asset, resource)."""
+    # The unit separator keeps ("ab", "c") and ("a", "bc") apart.
+    joined = f"{template_id}\x1f{key}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(joined, digest_size=ID_LENGTH // 2).hexdigest()
+
+
+class _OnePassMasker(LogMasker):
+    """Drain3's masker interface backed by `Masker`'s single pass.
+
+    Drain3's own `LogMasker` runs one `re.sub` per instruction; this keeps its interface
+    (mask names, instructions for parameter extraction) and masks in one cached pass.
+    """
+
+    def __init__(self, masker: Masker, instructions: list[MaskingInstruction]) -> None:
+        super().__init__(instructions, "<", ">")
+        self._masker = masker
+
+    def mask(self, content: str) -> str:
+        return self._masker.mask(content)
+
+
+class _ClusterView:
+    """What the templater derived from one Drain cluster's current template, and the
+    group it belongs to: valid while `root` is a root and its template `merged_tokens`."""
+
+    __slots__ = (
+        "has_wildcard",
+        "id",
+        "merged",
+        "merged_tokens",
+        "plain",
+        "positions",
+        "root",
+        "skeleton",
+        "text",
+        "tokens",
+    )
+
+    def __init__(self, tokens: tuple[str, ...]) -> None:
+        self.tokens = tokens
+        self.skeleton, self.positions = skeleton(tokens)
+        self.has_wildcard = WILDCARD in tokens
+        self.root: Skeleton = ()  # not yet placed: `_view` refreshes it
+        self.text = ""
+        self.id = ""
+        self.merged_tokens: Skeleton = ()
+        self.merged: frozenset[int] = frozenset()  # positions the post-merge made values
+        self.plain = not self.has_wildcard  # params are just the masked values
+
+
+class Templater:
+    """Mines templates from messages; see the module docstring."""
+
+    def __init__(
+        self, config: TemplaterConfig | None = None, rules: Sequence[MaskRule] = DEFAULT_RULES
+    ) -> None:
+        self.config = config or TemplaterConfig()
+        self.masker = Masker(rules)
+        self.miner = _build_miner(self.config, self.masker)
+        self.groups = TemplateGroups(
+            min_distinct=self.config.min_distinct_words,
+            min_context=self.config.min_context_words,
+        )
+        self._views: dict[int, _ClusterView] = {}
+        self._seen: dict[str, int] = {}  # masked message -> cluster id
+        self._last_id: dict[int, str] = {}  # cluster id -> id last handed out for it
+        self._id_skeleton: dict[str, Skeleton] = {}  # every id handed out -> a skeleton of it
+        self._live: dict[Skeleton, int] = {}  # skeleton -> clusters that have it now
+        self._moved: dict[Skeleton, Skeleton] = {}  # abandoned skeleton -> where it went
+        self._text_ids: dict[str, str] = {}  # template text -> id
+
+    def add(self, content: str | bytes) -> Template:
+        """Learn from one message and return its template."""
+        # The hot path of intake, kept flat on purpose: every Python call here costs a few
+        # percent of the whole line (see bench/throughput.py).
+        text = clean_text(content, self.config.max_chars)
+        plan = self.masker.plan(text)
+        masked = plan.masked if plan.masked is not None else plan.masked_text(text)
+        cluster = self.miner.drain.id_to_cluster.get(self._seen.get(masked, -1))
+        if cluster is None:
+            cluster = self._mine(text, masked)
+        else:
+            # Drain would take the same tokens down the same path to the same cluster: the
+            # repeat of a masked message only counts. Most messages are such repeats.
+            cluster.size += 1
+        view = self._views.get(cluster.cluster_id)
+        groups = self.groups
+        if (
+            view is None
+            or view.tokens is not cluster.log_template_tokens
+            or groups.parent[view.root] is not view.root  # its group joined another
+            or groups.merged[view.root] is not view.merged_tokens  # its group generalised
+        ):
+            view = self._view(cluster)
+        counts = groups.counts
+        count = counts[view.root] = counts.get(view.root, 0) + 1
+        values = plan.values(text)
+        pending = None if view.plain else (view.tokens, view.merged, masked, values)
+        if self._last_id.get(cluster.cluster_id) == view.id:  # the common case
+            return Template(view.id, view.text, count, "none", None, values, pending)
+        return self._news(cluster.cluster_id, view, count, values, pending)
+
+    def match(self, content: str | bytes) -> Template | None:
+        """The template of a message, learning nothing; None if it matches none."""
+        text = clean_text(content, self.config.max_chars)
+        masked = self.masker.mask_with_values(text)
+        cluster = self.miner.match(text, full_search_strategy="fallback")
+        if cluster is not None:
+            view = self._view(cluster)
+            pending = (view.tokens, view.merged, masked.text, masked.values)
+            return self._describe(view.root, masked.values, None if view.plain else pending)
+        # Not Drain's: maybe a template whose varying word this message fills anew.
+        tokens = tuple(masked.text.split())
+        skel, positions = skeleton(tokens)
+        root = self.groups.lookup(skel)
+        if root is None:
+            return None
+        merged = frozenset(
+            positions[j]
+            for j, (mine, theirs) in enumerate(zip(skel, self.groups.tokens(root)))
+            if mine != theirs and theirs == WILDCARD
+        )
+        return self._describe(root, masked.values, (tokens, merged, masked.text, masked.values))
+
+    def resolve(self, template_id: str) -> str:
+        """The current id of the template that once had `template_id` (itself if unknown)."""
+        skel = self._id_skeleton.get(template_id)
+        if skel is None:
+            return template_id
+        seen = {skel}
+        while skel in self._moved and self._moved[skel] not in seen:
+            skel = self._moved[skel]
+            seen.add(skel)
+        return self._id_of_text(self.groups.text(self.groups.find(skel)))
+
+    def templates(self) -> list[Template]:
+        """Every current template, most frequent first."""
+        found = [self._describe(root) for root in self.groups.roots()]
+        # Skeletons that Drain's clusters left behind as they generalised count nothing.
+        return sorted((t for t in found if t.count), key=lambda t: (-t.count, t.text))
+
+    def snapshot(self) -> bytes:
+        """Drain's state (clusters and tree) as bytes, for `Templater.restore`."""
+        buffer = MemoryBufferPersistence()
+        self.miner.persistence_handler = buffer
+        try:
+            self.miner.save_state("snapshot")
+        finally:
+            self.miner.persistence_handler = None
+        state: bytes = buffer.state
+        return state
+
+    @classmethod
+    def restore(cls, state: bytes, config: TemplaterConfig | None = None) -> Templater:
+        """A templater that continues from `snapshot()`. Load only snapshots you made:
+        Drain3 stores them with jsonpickle, which can build any object."""
+        templater = cls(config)
+        buffer = MemoryBufferPersistence()
+        buffer.save_state(state)
+        templater.miner.persistence_handler = buffer
+        try:
+            templater.miner.load_state()
+        finally:
+            templater.miner.persistence_handler = None
+        clusters = templater.miner.drain.id_to_cluster
+        for cluster_id in sorted(clusters):
+            view = templater._view(clusters[cluster_id])
+            templater.groups.bump(view.root, clusters[cluster_id].size)
+        return templater
+
+    def _mine(self, text: str, masked: str) -> LogCluster:
+        """Drain's answer for a masked message not seen before (or forgotten)."""
+        cluster_id = self.miner.add_log_message(text)["cluster_id"]
+        if len(self._seen) >= self.config.repeat_cache_size:
+            del self._seen[next(iter(self._seen))]  # oldest first
+        self._seen[masked] = cluster_id
+        return self.miner.drain.id_to_cluster[cluster_id]
+
+    def _view(self, cluster: LogCluster) -> _ClusterView:
+        """The cluster's view, rebuilt when Drain changed its template, and its group
+        refreshed when groups united since."""
+        view = self._views.get(cluster.cluster_id)
+        if view is not None and view.tokens == cluster.log_template_tokens:
+            view.tokens = cluster.log_template_tokens  # same template: keep `is` checks cheap
+        else:
+            old = view
+            view = self._views[cluster.cluster_id] = _ClusterView(cluster.log_template_tokens)
+            new_root = self.groups.add(view.skeleton)
+            if old is not None:
+                # The cluster's earlier messages (all but the one being added) move along.
+                moved = cluster.size - 1
+                self.groups.bump(self.groups.find(old.skeleton), -moved)
+                self.groups.bump(new_root, moved)
+            self._track_move(old.skeleton if old else None, view.skeleton)
+        root = self.groups.find(view.skeleton)
+        if root is not view.root or self.groups.merged[root] is not view.merged_tokens:
+            self._refresh(view, root)
+        return view
+
+    def _refresh(self, view: _ClusterView, root: Skeleton) -> None:
+        """Point the view at its group's current root and template."""
+        view.root = root
+        merged = view.merged_tokens = self.groups.merged[root]
+        view.text = self.groups.text(root)
+        view.id = self._id_of_text(view.text)
+        view.merged = frozenset(
+            view.positions[j]
+            for j, (mine, theirs) in enumerate(zip(view.skeleton, merged))
+            if mine != theirs and theirs == WILDCARD
+        )
+        view.plain = not (view.has_wildcard or view.merged)
+
+    def _track_move(self, old: Skeleton | None, new: Skeleton) -> None:
+        """Remember where an abandoned skeleton went, so that its old ids still resolve."""
+        if old == new:
+            return
+        self._live[new] = self._live.get(new, 0) + 1
+        self._moved.pop(new, None)
+        if old is not None:
+            self._live[old] -= 1
+            if self._live[old] == 0:
+                self._moved[old] = new
+
+    def _news(
+        self,
+        cluster_id: int,
+        view: _ClusterView,
+        count: int,
+        values: tuple[str, ...],
+        pending: _PendingParams | None,
+    ) -> Template:
+        """The template of a cluster whose id is new to it: a first id, or a changed one."""
+        previous = self._last_id.get(cluster_id)
+        self._last_id[cluster_id] = view.id
+        known = view.id in self._id_skeleton
+        if not known:
+            self._id_skeleton[view.id] = view.skeleton
+        change: Change = "changed" if previous is not None else "none" if known else "created"
+        return Template(view.id, view.text, count, change, previous, values, pending)
+
+    def _describe(
+        self, root: Skeleton, values: tuple[str, ...] = (), pending: _PendingParams | None = None
+    ) -> Template:
+        text = self.groups.text(root)
+        count = self.groups.count(root)
+        return Template(self._id_of_text(text), text, count, "none", None, values, pending)
+
+    def _id_of_text(self, text: str) -> str:
+        found = self._text_ids.get(text)
+        if found is None:
+            found = self._text_ids[text] = template_id(text)
+        return found
+
+
+def _build_miner(config: TemplaterConfig, masker: Masker) -> TemplateMiner:
+    """Drain3's miner with our configuration, masker and mask-aware Drain."""
+    miner_config = TemplateMinerConfig()
+    miner_config.drain_sim_th = config.sim_th
+    miner_config.drain_depth = config.depth
+    miner_config.drain_max_children = config.max_children
+    miner_config.parametrize_numeric_tokens = True
+    instructions = [MaskingInstruction(rule.pattern, rule.name) for rule in masker.rules]
+    miner_config.masking_instructions = instructions
+    # No persistence handler: Drain3 would serialise its whole state on every new cluster.
+    # State lives in memory; `snapshot()` saves it on demand.
+    miner = TemplateMiner(persistence_handler=None, config=miner_config)
+    miner.masker = _OnePassMasker(masker, instructions)
+    miner.drain = MaskAwareDrain(
+        sim_th=config.sim_th,
+        depth=config.depth,
+        max_children=config.max_children,
+        extra_delimiters=miner_config.drain_extra_delimiters,
+        param_str=WILDCARD,
+        parametrize_numeric_tokens=True,
+    )
+    return miner
+
+
+def _params(
+    template: tuple[str, ...], merged: frozenset[int], masked: str, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A message's values: its masked values, and whole tokens where the template has `<*>`
+    (Drain's wildcards, and words the post-merge found to be values)."""
+    tokens = masked.split()
+    if len(tokens) != len(template):
+        return values
+    remaining = iter(values)
+    params: list[str] = []
+    for i, (token, template_token) in enumerate(zip(tokens, template)):
+        own = _take(remaining, token)
+        if template_token == WILDCARD or i in merged:
+            params.append(_unmask(token, own))
+        else:
+            params.extend(own)
+    return tuple(params)
+
+
+def _take(values: Iterator[str], token: str) -> list[str]:
+    """The original values of the placeholders in one masked token, in order."""
+    if "<" not in token:
+        return []
+    # The placeholders first: zip stops on them without drawing an extra value.
+    return [value for _, value in zip(TYPED_PLACEHOLDER.findall(token), values)]
+
+
+def _unmask(token: str, values: list[str]) -> str:
+    replacements = iter(values)
+    return TYPED_PLACEHOLDER.sub(lambda m: next(replacements, m.group()), token)
