@@ -3,13 +3,17 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+# pip's notes about unreachable extra index folders on some machines are noise, not errors.
+PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
 .PHONY: demo test bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { $(PIP_QUIET); }
 	touch $(STAMP)
 
 install: $(STAMP)

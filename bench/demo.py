@@ -61,6 +61,6 @@ def run() -> Result:
 
 def _bare_dbt_build(paths: PlatformPaths) -> float:
     started = time.perf_counter()
-    dbtRunner().invoke(["build", "--quiet", "--project-dir", str(paths.repo),
+    dbtRunner().invoke(["--log-level", "none", "build", "--project-dir", str(paths.repo),
                         "--profiles-dir", str(paths.profiles_dir), "--target", "prod"])
     return time.perf_counter() - started

@@ -18,3 +18,17 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     monkeypatch.chdir(tmp_path)  # no ./sleuth.yaml from the developer's folder
     return home
+
+
+# One demo platform per test session: its healthy history is built once (real generator,
+# loaders, dbt and git) and every scenario after the first restores it from the cache.
+DEMO_DAYS = 3
+DEMO_SEED = 11
+
+
+@pytest.fixture(scope="session")
+def demo_platform(tmp_path_factory: pytest.TempPathFactory):  # -> (PlatformPaths, cache dir)
+    from bot.demo.paths import PlatformPaths  # imported late: the fast tests skip dbt's import
+
+    base = tmp_path_factory.mktemp("demo")
+    return PlatformPaths(base / "platform"), base / "cache"

@@ -81,6 +81,16 @@ def run_scenario(scenario: Scenario, *, paths: PlatformPaths, days: int, seed: i
                  cache: Path, console: Console | None = None) -> ScenarioOutcome:
     """Build (or restore) the healthy history, inject `scenario` on the last day, run it."""
     console = console or Console(quiet=True)
+    try:
+        return _run_scenario(scenario, paths, days, seed, cache, console)
+    except BaseException:
+        # A half-built platform would mislead whoever reads it next: leave nothing behind.
+        shutil.rmtree(paths.root, ignore_errors=True)
+        raise
+
+
+def _run_scenario(scenario: Scenario, paths: PlatformPaths, days: int, seed: int, cache: Path,
+                  console: Console) -> ScenarioOutcome:
     started = time.perf_counter()
     history_days, fault_day = timeline(days)
     with _progress(console) as progress:
@@ -188,13 +198,13 @@ def save_history(paths: PlatformPaths, cache: Path, history_days: list[date], se
     (paths.root / "history.json").write_text(
         json.dumps([d.model_dump(mode="json") for d in history], indent=2))
     (paths.root / ".platform-root").write_text(str(paths.root))
-    cached = cache / history_key(history_days, seed)
-    if cached.exists():
-        shutil.rmtree(cached)
     # Keep one cached history: a new day or new code makes the old one useless.
     if cache.exists():
         shutil.rmtree(cache)
-    shutil.copytree(paths.root, cached, symlinks=True)
+    # Copy under a temporary name, then rename: an interrupted copy is never taken for a cache.
+    partial = cache / "partial"
+    shutil.copytree(paths.root, partial, symlinks=True)
+    partial.rename(cache / history_key(history_days, seed))
 
 
 def _same_root(cached: Path, paths: PlatformPaths) -> bool:

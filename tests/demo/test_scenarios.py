@@ -19,18 +19,18 @@ from rich.console import Console
 from bot.demo.edits import EDITS
 from bot.demo.paths import PlatformPaths
 from bot.demo.platform import ScenarioOutcome, run_scenario, timeline
-from bot.demo.scenarios import SCENARIOS, get_scenario
+from bot.demo.runner import FlakyTask, RuntimeFaults
+from bot.demo.scenarios import SCENARIOS, Faults, Scenario, get_scenario
 from bot.demo.symptoms import healthy_problems
 from bot.demo.views import outcome_panel
 
-DAYS = 3
-SEED = 11
+from tests.conftest import DEMO_DAYS as DAYS
+from tests.conftest import DEMO_SEED as SEED
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> tuple[PlatformPaths, Path]:
-    base = tmp_path_factory.mktemp("demo")
-    return PlatformPaths(base / "platform"), base / "cache"
+def platform(demo_platform: tuple[PlatformPaths, Path]) -> tuple[PlatformPaths, Path]:
+    return demo_platform
 
 
 def run(name: str, platform: tuple[PlatformPaths, Path]) -> ScenarioOutcome:
@@ -103,3 +103,15 @@ def test_second_scenario_restores_the_history_instead_of_rebuilding(
     assert [d.day for d in again.history] == history_days and again.fault.day == fault_day
     # The restored platform is this scenario's alone: no trace of the previous fault.
     assert not list(platform[0].logs.glob("**/task_id=load_shop_orders/attempt=2.log"))
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_leaves_no_half_built_platform(
+        platform: tuple[PlatformPaths, Path]) -> None:
+    paths, cache = platform
+    bad = Scenario(name="bad", title="t", description="d", truth=get_scenario("cascade").truth,
+                   faults=Faults(runtime=RuntimeFaults(flaky=[FlakyTask(task_id="dbt_build")])))
+    with pytest.raises(ValueError, match="only load tasks"):
+        run_scenario(bad, paths=paths, days=DAYS, seed=SEED, cache=cache)
+    assert not paths.root.exists()
+    assert any(cache.iterdir())  # the healthy history stays cached for the next run
