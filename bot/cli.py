@@ -110,6 +110,8 @@ def demo_run(
                            seed=settings.demo.seed if seed is None else seed,
                            cache=settings.home / "demo" / "cache", console=console)
     console.print(outcome_panel(outcome))
+    console.print("[dim]Other scenarios: `sleuth demo scenarios`; inject one with "
+                  "`sleuth demo run --scenario NAME`.[/dim]")
 
 
 def main() -> None:

@@ -144,7 +144,7 @@ SCENARIOS: list[Scenario] = [
             symptoms=[Symptom(kind="test_failed", node=test("unique_stg_marketing__events_event_id")),
                       Symptom(kind="metric_shift", node="rows_loaded",
                               labels={"source": "marketing", "table": "events"},
-                              direction="up", factor=1.8)]),
+                              direction="up", factor=1.5)]),
     ),
     Scenario(
         name="late_partition",
@@ -182,8 +182,9 @@ SCENARIOS: list[Scenario] = [
             severity="SEV2", expected_issues=1,
             symptoms=[Symptom(kind="test_failed", node=test("unique_fct_orders_order_id")),
                       Symptom(kind="metric_shift", node="model_row_count",
-                              labels={"model": "int_orders_enriched"}, direction="up",
-                              factor=1.03)]),
+                              labels={"model": "int_orders_enriched"},
+                              per="model_row_count", per_labels={"model": "stg_shop__orders"},
+                              direction="up", factor=1.04)]),
     ),
     Scenario(
         name="loader_filter_change",
@@ -200,8 +201,10 @@ SCENARIOS: list[Scenario] = [
             impacted_assets=[model("stg_shop__orders"), *ORDERS_MARTS],
             severity="SEV1", expected_issues=1,
             symptoms=[Symptom(kind="metric_shift", node="rows_loaded",
-                              labels={"source": "shop", "table": "orders"}, direction="down",
-                              factor=1.4)]),
+                              labels={"source": "shop", "table": "orders"},
+                              per="rows_loaded", per_labels={"source": "shop",
+                                                             "table": "order_items"},
+                              direction="down", factor=1.5)]),
     ),
     Scenario(
         name="warehouse_oom",

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import statistics
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from bot.demo.metrics import MetricsStore
 from bot.demo.paths import DAG_ID, PlatformPaths
-from bot.demo.runs import get_run, task_instances
+from bot.demo.runs import get_run, list_runs, task_instances
 from bot.demo.truth import Symptom
 
 _TASK_PREFIX = f"task.{DAG_ID}."
@@ -104,28 +103,40 @@ def _stale(symptom: Symptom, paths: PlatformPaths, run_id: str) -> tuple[bool, s
 
 
 def _shift(symptom: Symptom, paths: PlatformPaths, run_id: str) -> tuple[bool, str]:
-    run = get_run(paths.runs_db, run_id, dag_id=DAG_ID)
-    if run is None:
-        return False, f"no record of run {run_id}"
-    history, current = _split_points(paths, symptom, run.start_date)
-    if not history or current is None:
-        return False, f"{symptom.node}{symptom.labels}: not enough points"
+    values = _per_run(paths, symptom.node, symptom.labels)
+    if symptom.per:
+        divisor = _per_run(paths, symptom.per, symptom.per_labels)
+        values = {r: v / divisor[r] for r, v in values.items() if divisor.get(r)}
+    if run_id not in values:
+        return False, f"{_label(symptom)}: no value in run {run_id}"
+    current = values.pop(run_id)
+    runs = {r.run_id: r.start_date for r in list_runs(paths.runs_db, dag_id=DAG_ID)}
+    history = [v for r, v in values.items() if runs.get(r) and runs[r] < runs[run_id]]
+    if not history:
+        return False, f"{_label(symptom)}: no earlier runs to compare with"
     baseline = statistics.median(history)
     ratio = current / baseline if baseline else float("inf")
     factor = symptom.factor or 2.0
     moved = ratio >= factor if symptom.direction == "up" else ratio <= 1 / factor
-    return moved, (f"{symptom.node}{symptom.labels}: {current:g} vs median {baseline:g} "
+    return moved, (f"{_label(symptom)}: {current:.4g} vs median {baseline:.4g} "
                    f"of {len(history)} earlier runs (x{ratio:.2f})")
 
 
-def _split_points(paths: PlatformPaths, symptom: Symptom,
-                  run_start: datetime) -> tuple[list[float], float | None]:
-    """Values recorded before this run, and the last one recorded during it."""
-    series = MetricsStore(paths.metrics_db).query(symptom.node, symptom.labels or None)
-    points = sorted((p for s in series for p in s.points), key=lambda p: p.ts)
-    history = [p.value for p in points if p.ts < run_start]
-    current = [p.value for p in points if p.ts >= run_start]
-    return history, (current[-1] if current else None)
+def _per_run(paths: PlatformPaths, name: str, labels: dict[str, str]) -> dict[str, float]:
+    """The metric's last value within each DAG run (a retried task records more than one)."""
+    runs = list_runs(paths.runs_db, dag_id=DAG_ID)
+    series = MetricsStore(paths.metrics_db).query(name, labels or None)
+    values: dict[str, float] = {}
+    for point in sorted((p for s in series for p in s.points), key=lambda p: p.ts):
+        for run in runs:
+            if run.start_date <= point.ts <= run.end_date:
+                values[run.run_id] = point.value
+    return values
+
+
+def _label(symptom: Symptom) -> str:
+    text = f"{symptom.node}{symptom.labels or ''}"
+    return f"{text} per {symptom.per}{symptom.per_labels or ''}" if symptom.per else text
 
 
 def _same_node(unique_id: str, node: str) -> bool:

@@ -71,6 +71,9 @@ class Symptom(_Frozen):
     labels: dict[str, str] = Field(default_factory=dict, description="For metric_shift.")
     direction: Literal["up", "down"] | None = None
     factor: float | None = Field(None, description="metric_shift: at least this ratio vs median.")
+    per: str | None = Field(None, description="metric_shift: divide by this metric first, so "
+                                              "weekly seasonality shared by both cancels out.")
+    per_labels: dict[str, str] = Field(default_factory=dict)
     at_least: int | None = Field(None, description="nodes_skipped: how many.")
 
 
