@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+
+from pydantic import BaseModel
 
 DAY = 86_400.0
 WEEK = 7 * DAY
 # 1970-01-01 was a Thursday: shift so that weekly bucket 0 starts on a Monday, which keeps
-# bucket numbers readable when a state is inspected.
+# bucket numbers readable when a stored state is inspected.
 _WEEK_ORIGIN = 3 * DAY
 
 
@@ -33,6 +34,28 @@ def median(values: list[float] | deque[float]) -> float:
     return 0.5 * (ordered[half - 1] + ordered[half])
 
 
+def bucket_width(period: float, step: float, max_buckets: int) -> float | None:
+    """Width of a bucket for `period` given the sampling interval, or None if the series is
+    too coarse for that period (fewer than 4 samples per period say nothing of its shape)."""
+    if step <= 0 or not math.isfinite(step) or period < 4 * step:
+        return None
+    return max(step, period / max_buckets)
+
+
+class SeasonalData(BaseModel):
+    """JSON form of a `SeasonalBaseline`."""
+
+    period: float
+    width: float
+    rate: float
+    correction_window: int
+    level: float | None
+    profile: dict[int, float]
+    visits: dict[int, int]
+    residuals: list[float]
+    first_ts: float | None
+
+
 class SeasonalBaseline:
     """Additive level + seasonal profile over one period, learned online (Holt-Winters-like).
 
@@ -40,13 +63,11 @@ class SeasonalBaseline:
       quarter of the period), so that one odd hour does not move it;
     - `profile[bucket]` is an exponential average of `value - level` for that bucket, with a
       rate of 1/visits at first so that the first periods are plain averages;
-    - `correction` is the median of the last few residuals: it lets the forecast follow a
-      genuine shift in a few points while the slow level catches up.
+    - the correction is the median of the last few residuals: it lets the forecast follow a
+      genuine shift within a few points while the slow level catches up.
     """
 
-    __slots__ = (
-        "period", "width", "rate", "level", "profile", "visits", "residuals", "first_ts",
-    )
+    __slots__ = ("first_ts", "level", "period", "profile", "rate", "residuals", "visits", "width")
 
     def __init__(self, period: float, width: float, rate: float, correction_window: int) -> None:
         self.period = period
@@ -76,7 +97,7 @@ class SeasonalBaseline:
         return self.level + seasonal + correction
 
     def learn(self, ts: float, value: float, step: float) -> None:
-        """Update with an accepted (non-anomalous) value; `step` is the sampling interval."""
+        """Learn an accepted (not anomalous) value; `step` is the sampling interval."""
         if self.first_ts is None:
             self.first_ts = ts
         key = self.bucket(ts)
@@ -92,37 +113,29 @@ class SeasonalBaseline:
             self.level += alpha * (deseasonalized - self.level)
         visits = self.visits.get(key, 0) + 1
         self.visits[key] = visits
-        gain = max(1.0 / visits, self.rate)
         target = value - self.level
+        gain = max(1.0 / visits, self.rate)
         self.profile[key] = target if seasonal is None else seasonal + gain * (target - seasonal)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "period": self.period,
-            "width": self.width,
-            "rate": self.rate,
-            "level": self.level,
-            "profile": {str(k): v for k, v in self.profile.items()},
-            "visits": {str(k): v for k, v in self.visits.items()},
-            "residuals": list(self.residuals),
-            "correction_window": self.residuals.maxlen,
-            "first_ts": self.first_ts,
-        }
+    def to_data(self) -> SeasonalData:
+        return SeasonalData(
+            period=self.period,
+            width=self.width,
+            rate=self.rate,
+            correction_window=self.residuals.maxlen or 1,
+            level=self.level,
+            profile=dict(self.profile),
+            visits=dict(self.visits),
+            residuals=list(self.residuals),
+            first_ts=self.first_ts,
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SeasonalBaseline:
-        model = cls(data["period"], data["width"], data["rate"], data["correction_window"])
-        model.level = data["level"]
-        model.profile = {int(k): float(v) for k, v in data["profile"].items()}
-        model.visits = {int(k): int(v) for k, v in data["visits"].items()}
-        model.residuals.extend(data["residuals"])
-        model.first_ts = data["first_ts"]
+    def from_data(cls, data: SeasonalData) -> SeasonalBaseline:
+        model = cls(data.period, data.width, data.rate, data.correction_window)
+        model.level = data.level
+        model.profile = dict(data.profile)
+        model.visits = dict(data.visits)
+        model.residuals.extend(data.residuals)
+        model.first_ts = data.first_ts
         return model
-
-
-def bucket_width(period: float, step: float, max_buckets: int) -> float | None:
-    """Width of a bucket for `period` given the sampling interval, or None if the series is
-    too coarse for that period (fewer than 4 samples per period say nothing about its shape)."""
-    if step <= 0 or not math.isfinite(step) or period < 4 * step:
-        return None
-    return max(step, period / max_buckets)
