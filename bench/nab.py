@@ -159,11 +159,11 @@ def _result(
 ) -> Result:
     ours, baseline = measured["sleuth"], measured["windowed_gaussian"]
     rows: list[list[object]] = [
-        ["Sleuth detector", *(ours[p] for p in PROFILES), f"measured, {timings['sleuth']:.0f}s"],
+        ["Sleuth detector", *(ours[p] for p in PROFILES), _measured(timings["sleuth"])],
         [
-            "Windowed Gaussian (this bench)",
+            "Windowed Gaussian (here)",
             *(baseline[p] for p in PROFILES),
-            f"measured, {timings['windowed_gaussian']:.0f}s",
+            _measured(timings["windowed_gaussian"]),
         ],
     ]
     rows += [[name, *scores, "published"] for name, scores in PUBLISHED.items()]
@@ -191,3 +191,7 @@ def _result(
             f"Total runtime {total:.0f}s with {WORKERS} worker processes, scoring included.",
         ],
     )
+
+
+def _measured(seconds: float) -> str:
+    return f"measured, {seconds:.0f}s"

@@ -22,7 +22,8 @@ How a point is scored, in order:
 3. Calibrate each statistic against its own history in this series, rises and falls
    apart: the tail probability of the new value under a generalized Pareto tail fitted to
    the largest past values (`calibration.py`). A bursty series thus needs a bigger
-   deviation than a quiet one to look as unlikely.
+   deviation than a quiet one to look as unlikely. A young series, with too little
+   history for that, is judged against a heavy-tailed reference distribution instead.
 4. A value beyond the whole range seen so far adds a bounded bonus: "never this high
    before" is what an on-call engineer checks first.
 5. The evidence, about -log10(probability), becomes a score in [0, 1]. Points that look
@@ -412,7 +413,7 @@ class Detector:
                     found = calibrator.evidence(stat) if calibrator else reference_evidence(stat)
                     if found > evidence:
                         evidence = found
-                        note = "spike" if abs(key) == 1 else f"sustained over {abs(key)} points"
+                        note = "this point" if key in (1, -1) else f"over {abs(key)} points"
         return max(0.0, evidence - self._bonferroni), note, stats
 
     def _statistics(self, track: _Track, z: float) -> list[tuple[int, float]]:

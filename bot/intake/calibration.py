@@ -15,20 +15,11 @@ from pydantic import BaseModel
 _LOG10 = math.log(10.0)
 
 
-REFERENCE = 1
-
-
 def reference_evidence(value: float) -> float:
     """-log10 P(X >= value) for X Laplace with unit variance: a stand-in, deliberately
     heavier-tailed than a Gaussian, for a standardized error whose series is too young to
     say how its own errors are spread."""
-    if REFERENCE == 0:
-        return 0.0
-    if REFERENCE == 1:
-        return max(0.0, (math.sqrt(2.0) * value - math.log(0.5)) / _LOG10)
-    nu = float(REFERENCE)
-    # Student-t tail, asymptotic: P ~ c * value^-nu
-    return max(0.0, nu * math.log10(1.0 + value / math.sqrt(nu)) - 0.3)
+    return max(0.0, (math.sqrt(2.0) * value + math.log(2.0)) / _LOG10)
 
 
 def decay_per_step(halflife: float) -> float:
@@ -88,8 +79,12 @@ class TailCalibrator:
     BINS = 180  # covers values up to e^18 ~ 6.6e7; larger ones land in the last bin
     REFIT = 10  # refit the tail every so many additions
     MIN_WEIGHT = 20.0  # history needed before the series' own tail is fitted
-    PRIOR_POINTS = 10.0  # weight, in tail points, of the prior on the tail's shape
-    PRIOR_SHAPE = 0.25  # a moderately heavy tail
+    # A prior on the tail, worth this many points of it: a moderately heavy shape, and a
+    # mean excess of this share of the threshold. It keeps a tail fitted on a handful of
+    # points from promising more than they can tell.
+    PRIOR_POINTS = 10.0
+    PRIOR_SHAPE = 0.25
+    PRIOR_EXCESS = 0.3
 
     __slots__ = ("added", "bins", "fit", "increment", "weight")
 
@@ -98,7 +93,8 @@ class TailCalibrator:
         self.weight = 0.0
         self.increment = 1.0
         self.added = 0
-        # threshold, share of the history above it, GPD scale, GPD shape
+        # threshold, share of the history above it, GPD scale, GPD shape; None while the
+        # history is too short, a share of 0 when it has no tail (a statistic always 0)
         self.fit: tuple[float, float, float, float] | None = None
 
     def add(self, value: float, decay: float, tail_fraction: float) -> None:
@@ -117,10 +113,10 @@ class TailCalibrator:
         """-log10 of the probability of a value at least this large; until the series has
         enough history of its own, that of a reference distribution."""
         if self.fit is None:
-            # too young for a tail of its own: a reference; degenerate (no tail at all,
-            # e.g. a statistic that is always 0): no evidence
-            return reference_evidence(value) if self.weight < self.MIN_WEIGHT else 0.0
+            return reference_evidence(value)
         threshold, share, sigma, xi = self.fit
+        if share <= 0:
+            return 0.0
         base = -math.log10(share)
         if value <= threshold:
             # the body of the distribution does not matter for alerting: a monotone ramp
@@ -141,21 +137,21 @@ class TailCalibrator:
         above = np.cumsum(mass[::-1])[::-1]  # mass at or above each bin
         start = int(np.argmax(above <= tail_fraction))
         share = float(above[start])
-        if share > tail_fraction or share <= 0:
-            return None
         threshold = math.expm1(start * self.BIN)
+        if share > tail_fraction or share <= 0:
+            return threshold, 0.0, 0.0, 0.0  # no tail to fit
         excesses = np.expm1((np.arange(start, self.BINS) + 0.5) * self.BIN) - threshold
         weights = mass[start:] / share
         mean = float(weights @ excesses)
-        if mean <= 0:
-            return None
         var = float(weights @ (excesses - mean) ** 2)
         ratio = mean * mean / var if var > 0 else math.inf
         xi = min(max(0.5 * (1.0 - ratio), 0.0), 0.45)  # method of moments, kept finite
-        # with few points in the tail, shrink the shape towards a moderately heavy tail:
-        # a young series must not be trusted to be as tame as its first days look
-        points = self.weight * share
-        xi = (points * xi + self.PRIOR_POINTS * self.PRIOR_SHAPE) / (points + self.PRIOR_POINTS)
+        # with few points in the tail, shrink towards the prior: a young series must not be
+        # trusted to be as tame as its first days look
+        points, prior = self.weight * share, self.PRIOR_POINTS
+        xi = (points * xi + prior * self.PRIOR_SHAPE) / (points + prior)
+        excess = self.PRIOR_EXCESS * max(threshold, 0.5)
+        mean = (points * mean + prior * excess) / (points + prior)
         return threshold, share, mean * (1.0 - xi), xi
 
     def to_data(self) -> CalibratorData:

@@ -77,6 +77,15 @@ def test_a_spike_and_a_drop_alert_with_their_direction_and_expectation() -> None
     assert scores[300].expected == pytest.approx(100.0, abs=3.0)
 
 
+def test_a_young_daily_metric_that_halves_alerts() -> None:
+    days = [MONDAY + timedelta(days=i) for i in range(61)]
+    rows_loaded = steady(60, level=1000.0, noise=50.0, seed=4) + [500.0]
+
+    scores = run(rows_loaded, days)
+
+    assert alerts(scores) == [60] and scores[60].direction == "drop"
+
+
 def test_noise_alone_does_not_alert_after_warm_up() -> None:
     scores = run(steady(3000, seed=5))
 
