@@ -27,7 +27,7 @@ from bot.demo.generator import deliver_day
 from bot.demo.paths import PlatformPaths
 from bot.demo.runner import DagRunResult, run_dag
 from bot.demo.scenarios import Scenario
-from bot.demo.symptoms import SymptomCheck, check_symptom, healthy_problems
+from bot.demo.symptoms import SymptomCheck, check_symptom
 from bot.demo.truth import GroundTruth
 
 NIGHTLY = timedelta(days=1, hours=2)
