@@ -9,7 +9,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 # pip's notes about unreachable extra index folders on some machines are noise, not errors.
 PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench integration install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(TEST_ARGS)
+
+# Against real services this target sets up itself (Airflow 3 in its own venv, Prometheus).
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q -m integration tests/integration $(TEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench all

@@ -39,6 +39,7 @@ JSON) of the invocations already read and passes it to the next `poll`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.intake.signals import RawSignal, SignalKind
+from bot.sources.base import as_cursor
 from bot.sources.dbt_files import ArtifactError, UtcDatetime
 from bot.sources.dbt_lineage import TEST_TYPES, Lineage, name_from_id
 from bot.sources.dbt_results import (
@@ -145,13 +147,15 @@ class DbtArtifactsSource:
 
     # ------------------------------------------------------------ public
 
-    def poll(self, cursor: DbtCursor | None = None) -> tuple[list[RawSignal], DbtCursor]:
+    def poll(
+        self, cursor: DbtCursor | Mapping[str, Any] | None = None
+    ) -> tuple[list[RawSignal], DbtCursor]:
         """Signals of every invocation the cursor has not seen, oldest first, and the new cursor.
 
         A file that cannot be read (dbt may be writing it) is skipped with a warning and read
         again at the next poll; it never fails the whole poll.
         """
-        cursor = cursor or DbtCursor()
+        cursor = as_cursor(DbtCursor, cursor)
         signals: list[RawSignal] = []
         seen: dict[str, datetime] = {}
         for found in self._locate():

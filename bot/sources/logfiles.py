@@ -41,6 +41,7 @@ from bot.intake.logformats import (
 )
 from bot.intake.signals import RawSignal
 from bot.intake.templates import Templater
+from bot.sources.base import as_cursor
 from bot.sources.logevents import (
     TRACEBACK_START,
     Event,
@@ -164,7 +165,7 @@ class LogFileSource:
         `progress` is called with the running stats after each file read; the poll's
         final stats are in `last_stats`.
         """
-        state = cursor if isinstance(cursor, LogCursor) else LogCursor.model_validate(cursor or {})
+        state = as_cursor(LogCursor, cursor)
         collector = _Collector(self)
         new_cursor, stats = self._tailer.poll(state, collector.consume, collector.stats, progress)
         self.last_stats = stats
