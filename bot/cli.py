@@ -110,8 +110,164 @@ def demo_run(
                            seed=settings.demo.seed if seed is None else seed,
                            cache=settings.home / "demo" / "cache", console=console)
     console.print(outcome_panel(outcome))
+    _demo_intake(settings, chosen.truth.expected_issues)
     console.print("[dim]Other scenarios: `sleuth demo scenarios`; inject one with "
-                  "`sleuth demo run --scenario NAME`.[/dim]")
+                  "`sleuth demo run --scenario NAME`. `sleuth signals`, `sleuth issues` "
+                  "show what intake stored.[/dim]")
+
+
+def _demo_intake(settings: Settings, expected: int) -> None:
+    """Run intake once over the fresh platform: what each source saw, what the noise filter
+    dropped and why, and the issues opened, against the scenario's expected count."""
+    from bot.intake.runtime import build_poller, reset_intake
+    from bot.intake.views import issues_table, polls_table, signals_table, stored_issues, \
+        stored_signals
+
+    engine = _engine(settings)
+    if settings.store.url is None:  # the default store belongs to the demo's world
+        reset_intake(engine, settings)
+    poller = build_poller(settings, engine, notice=lambda text: err_console.print(
+        f"[yellow]![/yellow] {text}"))
+    results, _ = poller.poll_all()
+    console.print(polls_table(results))
+    filtered = stored_signals(engine, filtered=True)
+    if filtered:
+        console.print(signals_table(filtered, "Dropped as noise (`sleuth signals --filtered`)"))
+    opened = stored_issues(engine)
+    console.print(issues_table(opened, "Issues opened"))
+    mark = "[green]✓[/green]" if len(opened) == expected else "[red]✗[/red]"
+    console.print(f"{mark} {len(opened)} issue(s) opened; the scenario expects {expected}")
+
+
+def _engine(settings: Settings):  # noqa: ANN202 - sqlalchemy Engine, imported late
+    from bot.store import open_store
+
+    return open_store(settings.store_url)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Poll every source once, file what it saw, print the result and exit.")]
+        = False,
+) -> None:
+    """Poll every source on its interval, filter and group what they see into issues.
+
+    New and updated issues print here (Slack delivery comes with the Slack app). Ctrl-C stops.
+    """
+    import time
+
+    from bot.intake.runtime import build_poller
+    from bot.intake.scheduler import start_scheduler
+    from bot.intake.views import issues_table, polls_table
+
+    settings = settings_of(ctx).with_defaults()
+    engine = _engine(settings)
+
+    def show(outcome) -> None:  # noqa: ANN001 - IntakeOutcome
+        from bot.intake.views import stored_issues
+
+        touched = set(outcome.opened) | set(outcome.updated)
+        issues = [i for i in stored_issues(engine, everything=True) if i.id in touched]
+        console.print(issues_table(issues, title="New or updated issues"))
+
+    poller = build_poller(settings, engine,
+                          notice=lambda text: err_console.print(f"[yellow]![/yellow] {text}"),
+                          on_outcome=None if once else show)
+    for name, scheduled in poller.sources.items():
+        for problem in scheduled.source.check():
+            err_console.print(f"[yellow]![/yellow] {name}: {problem}", highlight=False)
+    if once:
+        results, _ = poller.poll_all()
+        console.print(polls_table(results))
+        from bot.intake.views import stored_issues
+
+        console.print(issues_table(stored_issues(engine), title="Open issues"))
+        return
+    scheduler = start_scheduler(poller, settings.store_url)
+    console.print(f"polling {len(poller.sources)} source(s); Ctrl-C stops")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+@app.command("signals")
+def signals(
+    ctx: typer.Context,
+    filtered: Annotated[bool, typer.Option(
+        "--filtered", help="Only what the noise filter dropped, with its rule and reason.")]
+        = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")]
+        = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """List stored signals, newest first, with what intake decided for each."""
+    from bot.intake.views import signal_data, signals_table, stored_signals
+
+    found = stored_signals(_engine(settings_of(ctx)), filtered=filtered, limit=limit)
+    if as_json:
+        print(json.dumps([signal_data(s) for s in found], indent=2))
+    else:
+        console.print(signals_table(found, "Filtered signals" if filtered else "Signals"))
+
+
+@app.command("issues")
+def issues(
+    ctx: typer.Context,
+    everything: Annotated[bool, typer.Option(
+        "--all", help="Muted and resolved issues too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """List issues (open ones by default), most recently seen first."""
+    from bot.intake.views import issue_data, issues_table, stored_issues
+
+    found = stored_issues(_engine(settings_of(ctx)), everything=everything)
+    if as_json:
+        print(json.dumps([issue_data(i) for i in found], indent=2))
+    else:
+        console.print(issues_table(found, "Issues" if everything else "Open issues"))
+
+
+@app.command("workspace")
+def workspace(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Interface to listen on (default: workspace.host).")] = None,
+    port: Annotated[int | None, typer.Option(
+        "--port", min=0, max=65535, help="Port; 0 picks a free one (default: workspace.port).")]
+        = None,
+) -> None:
+    """Run the local Slack-compatible workspace: a page for people, Slack's API for the bot.
+
+    Ctrl-C stops. Its history is kept under the data directory.
+    """
+    import time
+
+    from bot.slack.workspace import start_workspace
+    from bot.slack.workspace.credentials import credentials_path
+
+    settings = settings_of(ctx)
+    config = settings.workspace
+    running = start_workspace(settings.home, config.port if port is None else port,
+                              host=host or config.host, request_url=config.request_url or "")
+    console.print(f"Slack workspace: [bold]{running.url}[/bold]", highlight=False)
+    console.print(f"Web API: {running.api_url}  (slack_sdk WebClient base_url)", highlight=False)
+    console.print(f"Credentials (tokens, signing secret): {credentials_path(settings.home)}",
+                  highlight=False)
+    console.print(f"Events go to {config.request_url or '(no Request URL)'} unless the app "
+                  "connects over Socket Mode. Ctrl-C stops.", highlight=False)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        running.stop()
 
 
 def main() -> None:

@@ -30,5 +30,5 @@ DEMO_SEED = 11
 def demo_platform(tmp_path_factory: pytest.TempPathFactory):  # -> (PlatformPaths, cache dir)
     from bot.demo.paths import PlatformPaths  # imported late: the fast tests skip dbt's import
 
-    base = tmp_path_factory.mktemp("demo")
-    return PlatformPaths(base / "platform"), base / "cache"
+    home = tmp_path_factory.mktemp("home")  # laid out as a Sleuth home: Settings(home=…) finds it
+    return PlatformPaths(home / "demo" / "platform"), home / "demo" / "cache"

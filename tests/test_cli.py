@@ -72,3 +72,13 @@ def test_unknown_scenario_is_a_clear_error_and_writes_nothing(isolated_home: Pat
     assert result.returncode == 2
     assert "unknown scenario 'meteor_strike'; choose one of:" in result.stderr
     assert not (isolated_home / "demo").exists()
+
+
+def test_run_once_before_any_platform_says_what_is_missing_and_opens_nothing() -> None:
+    result = sleuth("run", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "run `sleuth demo run` first" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    issues = sleuth("issues", "--json")
+    assert issues.returncode == 0 and json.loads(issues.stdout) == []
+    assert json.loads(sleuth("signals", "--filtered", "--json").stdout) == []

@@ -12,7 +12,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -115,8 +115,12 @@ def _run_scenario(scenario: Scenario, paths: PlatformPaths, days: int, seed: int
 
 
 def build_history(paths: PlatformPaths, history_days: list[date], seed: int,
-                  progress: Progress) -> list[DayResult]:
-    """A fresh platform: the code repository with its history, then one DAG run a day."""
+                  progress: Progress, *,
+                  after_day: Callable[[DayResult], None] | None = None) -> list[DayResult]:
+    """A fresh platform: the code repository with its history, then one DAG run a day.
+
+    `after_day` is called after each day's run, e.g. to poll a source as it would have been.
+    """
     if paths.root.exists():
         shutil.rmtree(paths.root)
     paths.root.mkdir(parents=True)
@@ -125,6 +129,8 @@ def build_history(paths: PlatformPaths, history_days: list[date], seed: int,
     results = []
     for day in history_days:
         results.append(_run_day(paths, day, seed, latest=False))
+        if after_day is not None:
+            after_day(results[-1])
         progress.advance(step)
     return results
 

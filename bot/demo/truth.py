@@ -10,26 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Category = Literal[
-    "schema_change",    # upstream columns renamed, dropped or re-typed
-    "semantic_change",  # same schema, different meaning (units, codes)
-    "data_quality",     # bad values from upstream (nulls, out of range)
-    "duplicate_data",   # the same records delivered or loaded twice
-    "freshness",        # data late or missing
-    "code_change",      # a commit to the pipeline's code
-    "config_change",    # a commit to the pipeline's configuration
-    "infrastructure",   # the platform itself (memory, timeouts)
-    "transient",        # a blip that recovered on its own: noise
-]
+from agents.report import SEVERITY_CRITERIA, KnownCategory, Severity
 
-Severity = Literal["SEV1", "SEV2", "SEV3", "SEV4"]
-
-SEVERITY_CRITERIA: dict[str, str] = {
-    "SEV1": "Wrong numbers reach a consumer (dashboard, export) without any check failing.",
-    "SEV2": "A consumer is stale or blocked: the pipeline stopped before publishing.",
-    "SEV3": "A check caught bad data in a limited part of the warehouse; consumers unaffected.",
-    "SEV4": "No consumer impact: noise, or a blip that recovered on retry.",
-}
+# One vocabulary for ground truth and reports: the agents' report schema owns it.
+Category = KnownCategory
+__all__ = ["SEVERITY_CRITERIA", "Category", "Severity"]
 
 
 class _Frozen(BaseModel):

@@ -6,4 +6,10 @@ signals; `dbt_results` and `dbt_manifest` are its typed readers (sharing `dbt_fi
 
 Logs: `logfiles.LogFileSource` tails log files (`tail`: offsets, rotation, truncation) and
 turns error events (`logevents`: multi-line records, tracebacks) into signals.
+
+Metrics: `metrics.MetricsSource` judges series from `prometheus` or the demo store for anomalies.
+
+DAG runs: `dag_runs.DagRunsSource`: failed and retried tries, via `airflow_api` or `demo_runs`.
+
+Tables: `tables.TableMonitorSource` judges warehouse table statistics (`table_stats`) per poll.
 """

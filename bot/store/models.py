@@ -19,6 +19,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime: SQLite hands them back without a zone."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _when(**kwargs: Any) -> Any:
     """A timezone-aware timestamp column (SQLite keeps it as text; Postgres as timestamptz)."""
     return Field(sa_type=DateTime(timezone=True), **kwargs)
@@ -30,8 +35,9 @@ def _json(**kwargs: Any) -> Any:
 
 class SignalStatus(StrEnum):
     new = "new"            # stored, not yet filtered or grouped
-    filtered = "filtered"  # dropped as noise; `filter_reason` says why
-    grouped = "grouped"    # filed under `issue_id`
+    held = "held"          # the filter waits for more facts (a retry); decided again at `recheck_at`
+    filtered = "filtered"  # dropped as noise; `filter_rule` and `filter_reason` say why
+    grouped = "grouped"    # filed under `issue_id`; `group_reason` says how
 
 
 class IssueStatus(StrEnum):
@@ -57,12 +63,16 @@ class Signal(SQLModel, table=True):
     title: str
     detail: dict[str, Any] = _json(default_factory=dict)
     dedup_key: str = Field(unique=True, description="Same observation seen twice, stored once.")
+    run_id: str | None = Field(default=None, index=True, description="DAG run or dbt invocation.")
     observed_at: datetime = _when(index=True)
     received_at: datetime = _when(default_factory=utcnow)
     fingerprint: str | None = Field(default=None, index=True)
     status: SignalStatus = Field(default=SignalStatus.new, index=True)
+    filter_rule: str | None = Field(default=None, description="Which rule decided: benign:<name>…")
     filter_reason: str | None = None
+    recheck_at: datetime | None = _when(default=None)
     issue_id: int | None = Field(default=None, foreign_key="issue.id", index=True)
+    group_reason: str | None = Field(default=None, description="fingerprint, similarity, lineage.")
 
 
 class Issue(SQLModel, table=True):
@@ -73,13 +83,27 @@ class Issue(SQLModel, table=True):
     title: str
     severity: str = Field(description="SEV1 (worst) to SEV4.")
     status: IssueStatus = Field(default=IssueStatus.open, index=True)
-    asset: str = Field(index=True)
+    asset: str = Field(index=True, description="The most upstream asset its signals point at.")
+    kind: str = Field(default="", description="Kind of the signal that opened it.")
+    assets: list[str] = _json(default_factory=list, description="Every asset its signals name.")
     channel: str = Field(description="Slack channel that owns the asset.")
     occurrences: int = 1
     first_seen: datetime = _when()
     last_seen: datetime = _when()
     resolved_at: datetime | None = _when(default=None)
     resolution: str | None = None
+
+
+class SourceState(SQLModel, table=True):
+    """Where each source's polling stands: its cursor, and whether it is failing."""
+
+    name: str = Field(primary_key=True, description="Source name, e.g. dbt, logs:airflow.")
+    cursor: dict[str, Any] = _json(default_factory=dict)
+    polled_at: datetime | None = _when(default=None)
+    ok_at: datetime | None = _when(default=None)
+    failures: int = Field(default=0, description="Consecutive failed polls.")
+    last_error: str | None = None
+    retry_at: datetime | None = _when(default=None, description="Backed off until then.")
 
 
 class Investigation(SQLModel, table=True):

@@ -1,0 +1,1 @@
+"""Local servers that speak real wire formats, for tests that drive the real client SDKs."""
