@@ -16,7 +16,13 @@ import pytest
 
 from bot.config import ConfigError, EmbeddingsConfig, load_settings
 from bot.errors import SleuthError
-from bot.vectors.embedders import HashingEmbedder, MiniLMEmbedder, make_embedder
+from bot.intake.masking import Masker
+from bot.vectors.embedders import (
+    HashingEmbedder,
+    MiniLMEmbedder,
+    make_embedder,
+    masked_text,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LOGHUB = REPO.parent / "shared" / "datasets" / "loghub-2k"
@@ -70,6 +76,16 @@ def test_values_that_vary_between_repeats_do_not_count() -> None:
                "timeout after 5s on 10.0.0.9 at 2026-11-21T03:10:00Z") == pytest.approx(1.0)
     # Digits inside words are one class too.
     assert cos(embedder, "link eth0 down", "link eth1 down") == pytest.approx(1.0)
+
+
+def test_masked_text_keeps_names_and_drops_measurements() -> None:
+    text = 'model.shop.orders failed after 5s: relation "raw.orders" has 3 rows at 10.0.0.1'
+    assert masked_text(Masker(), text) == (
+        "<DBT_ID> model.shop.orders failed after <DURATION>: relation <TABLE> \"raw.orders\" "
+        "has <NUM> rows at <IP>"
+    )
+    # A placeholder written in the text itself does no harm.
+    assert masked_text(Masker(), "got <NUM> and 7") == "got <NUM> and <NUM>"
 
 
 def test_identifiers_count_whole_and_by_parts() -> None:

@@ -164,3 +164,14 @@ def test_open_index_uses_the_home_and_the_configured_embedder(tmp_path: Path) ->
 def test_table_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(SleuthError, match="table name"):
         VectorIndex(tmp_path, "../escape", HashingEmbedder())
+
+
+def test_automatic_compaction_keeps_every_row(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("bot.vectors.index.OPTIMIZE_EVERY", 3)
+    index = VectorIndex(tmp_path, "memory", HashingEmbedder())
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
+    for word in words:  # 7 writes: compacted after the 3rd and the 6th
+        index.upsert(word, f"{ORDERS} in batch {word}", {"status": "open"})
+    index.delete("alpha")
+    assert index.count() == 6
+    assert index.search(f"{ORDERS} in batch golf", k=1, where={"status": "open"})[0].id == "golf"
