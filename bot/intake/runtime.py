@@ -16,13 +16,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from bot.config import Settings
+from agents.noise_classifier import NoiseClassifier
+from bot.config import Secrets, Settings
 from bot.demo.paths import DAG_ID
 from bot.intake.grouping import Grouper, GroupingSettings
 from bot.intake.noise import NoiseFilter, TriesTaskStates
 from bot.intake.pipeline import Intake, IntakeOutcome
 from bot.intake.scheduler import Backoff, Notice, Poller, ScheduledSource
 from bot.intake.templates import Templater
+from bot.models import provider_for, text_completion
 from bot.sources.base import Source
 from bot.sources.dag_runs import DagRunsSource, dag_runs_source
 from bot.sources.dbt_artifacts import DbtArtifactsSource
@@ -82,6 +84,19 @@ def open_issue_index(settings: Settings) -> VectorIndex:
                        make_embedder(settings.embeddings))
 
 
+def noise_classifier(settings: Settings) -> NoiseClassifier | None:
+    """The model classifier when `intake.noise.classifier.enabled` and its key is set;
+    without a key the filter's `check()` says the classifier is enabled but missing."""
+    if not settings.intake.noise.classifier.enabled:
+        return None
+    secrets = Secrets.from_env()
+    provider = provider_for(settings, "classifier", secrets)
+    if provider is None:
+        return None
+    known = [s.get_secret_value() for _, s in secrets if s is not None]
+    return NoiseClassifier(text_completion(provider), known_secrets=known)
+
+
 def build_poller(settings: Settings, engine: Engine, *, notice: Notice | None = None,
                  on_outcome: Callable[[IntakeOutcome], None] | None = None) -> Poller:
     settings = settings.with_defaults()
@@ -95,7 +110,8 @@ def build_poller(settings: Settings, engine: Engine, *, notice: Notice | None = 
                          default_channel=grouping.default_channel),
         IssueVectors(open_issue_index(settings)),
     )
-    noise = NoiseFilter(intake_config.noise, TriesTaskStates(runs.backend))
+    noise = NoiseFilter(intake_config.noise, TriesTaskStates(runs.backend),
+                        noise_classifier(settings))
     schedule = intake_config.schedule
     sources = [ScheduledSource(s, schedule.interval(s.name))
                for s in build_sources(settings, runs)]
