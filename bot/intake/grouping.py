@@ -37,9 +37,10 @@ _KIND_SEVERITY = {
     "log_error": "SEV3", "test_warned": "SEV4", "task_retried": "SEV4",
 }
 # A log line says how something failed; a failed task or test says what failed: the better title.
+# A failed model or test names the data that broke; a failed task, often only the job.
 _TITLE_RANK = {"log_error": 0, "task_retried": 0, "metric_anomaly": 1, "table_check": 1,
-               "test_warned": 1, "test_failed": 2, "source_stale": 2, "model_error": 2,
-               "task_failed": 2}
+               "test_warned": 1, "task_failed": 2, "test_failed": 3, "source_stale": 3,
+               "model_error": 3}
 _MASKER = Masker()
 
 

@@ -44,14 +44,17 @@ def signals_table(signals: list[Signal], title: str = "Signals") -> Table:
 
 
 def issues_table(issues: list[Issue], title: str = "Issues") -> Table:
-    table = Table(title=title)
-    for column in ("id", "sev", "status", "title", "root asset", "channel", "seen",
-                   "first / last seen (UTC)"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=title, expand=True)  # ratios share the width: the title gets most
+    table.add_column("id")
+    table.add_column("sev")
+    table.add_column("status")
+    table.add_column("title", overflow="fold", ratio=3)
+    for column in ("root asset", "channel", "seen", "first → last seen (UTC)"):
+        table.add_column(column, overflow="fold", ratio=1)
     for i in issues:
         table.add_row(str(i.id), i.severity, i.status, Text(i.title[:120]),
                       _short_asset(i.asset), i.channel, str(i.occurrences),
-                      f"{as_utc(i.first_seen):%m-%d %H:%M} / {as_utc(i.last_seen):%m-%d %H:%M}")
+                      f"{as_utc(i.first_seen):%m-%d %H:%M} → {as_utc(i.last_seen):%H:%M}")
     return table
 
 
