@@ -31,6 +31,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import make_url
 
+from agents.guardrails import Limits
 from agents.models.config import ModelsConfig
 from bot.demo.paths import DBT_PROJECT_NAME, PlatformPaths
 from bot.errors import SleuthError
@@ -354,6 +355,11 @@ class TablesConfig(_Strict):
                                "distributions to be judged: over fewer, they are noise.")
     sample_limit: int = Field(
         5, ge=0, le=100, description="Duplicated key values quoted in a signal; 0: none.")
+    backfill_periods: int = Field(
+        28, ge=0, le=400, description="On a table's first sampling, its latest partitions (or "
+                                      "timestamp days) before the newest one read as history, in "
+                                      "one grouped query, so the first poll can judge; 0: learn "
+                                      "from polls only.")
 
 
 class SourcesConfig(_Strict):
@@ -617,6 +623,23 @@ class IntakeConfig(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
 
 
+# ---------------------------------------------------------------- investigation tools (bot.world)
+
+
+class ToolsConfig(_Strict):
+    """Bounds of the read-only tools the investigation's agents call (see agents/tools/)."""
+
+    sql_row_limit: int = Field(200, ge=1, le=10_000,
+                               description="Rows one query returns at most; more is said.")
+    sql_timeout_seconds: float = Field(20, gt=0, description="A query is interrupted after this.")
+    log_lines: int = Field(50, ge=1, le=1_000, description="Lines one log search returns.")
+    log_read_lines: int = Field(200, ge=1, le=5_000, description="Lines one read_log returns.")
+    code_window_days: int = Field(90, ge=1, description="How far back git_log may look.")
+    diff_chars: int = Field(8_000, ge=500, description="A diff or patch is cut here, said so.")
+    file_lines: int = Field(300, ge=10, description="Lines one read_file or blame returns.")
+    metric_days: int = Field(14, ge=1, description="Default window of a metric query.")
+
+
 # ---------------------------------------------------------------- embeddings (bot.vectors)
 
 
@@ -668,6 +691,9 @@ class Settings(_Strict):
     intake: IntakeConfig = IntakeConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     models: ModelsConfig = ModelsConfig()
+    limits: Limits = Field(Limits(), description="Guardrails of every investigation.")
+    tools: ToolsConfig = Field(ToolsConfig(),
+                               description="Bounds of the investigation's read-only tools.")
 
     @property
     def demo_platform(self) -> PlatformPaths:
