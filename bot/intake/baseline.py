@@ -37,6 +37,12 @@ class BaselineConfig(BaseModel):
                                "(0.2 = 20%); keeps tiny moves of a flat series quiet.")
     same_weekday_min: int = Field(
         3, ge=1, description="Same-weekday runs needed to compare with those alone.")
+    min_change_any_day: float | None = Field(
+        None, ge=0, description="Smallest relative change that counts while the baseline mixes "
+                                "weekdays (too few same-weekday runs yet): a weekly pattern "
+                                "not yet learned moves a raw count by tens of percent. None: "
+                                "`min_change`; keep it so for series that cancel seasonality "
+                                "(ratios).")
 
 
 class Verdict(BaseModel):
@@ -102,7 +108,9 @@ def judge(
     z = (value - median) / spread if spread > 0 else None
     change = (value - median) / abs(median) if median else (math.inf if value else 0.0)
     far = z is None or abs(z) >= config.threshold
-    anomalous = far and abs(change) >= config.min_change and value != median
+    floor = config.min_change if basis is same_day or config.min_change_any_day is None \
+        else config.min_change_any_day
+    anomalous = far and abs(change) >= floor and value != median
     return Verdict(
         at=at, observed=value, anomalous=anomalous,
         direction=("spike" if value > median else "drop") if anomalous else None,

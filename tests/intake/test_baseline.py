@@ -54,3 +54,13 @@ def test_state_round_trips_through_json() -> None:
     _feed(series, [1000, 1010, 990, 1005, 995, 1002])
     again = BatchSeries.model_validate_json(series.model_dump_json())
     assert again.update(START + timedelta(days=6), 10, CONFIG).anomalous
+
+
+def test_before_weekdays_are_learned_a_raw_count_needs_a_bigger_move() -> None:
+    config = BaselineConfig(min_change_any_day=0.5)
+    series = BatchSeries()
+    for i, v in enumerate([1000, 1000, 1000, 1000, 1000, 1400, 1400]):  # one week, busy weekend
+        series.update(START + timedelta(days=i), v, config)
+    monday = START + timedelta(days=7)
+    assert not series.update(monday, 1400, config).anomalous  # +40%: could be the weekly shape
+    assert series.update(monday + timedelta(days=1), 300, config).anomalous  # -70%: no shape does that
