@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,7 +40,7 @@ def clean_text(text: str | bytes, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     The cut happens before any regex sees the text: masking cost grows with length, and a
     template of a megabyte is no template.
     """
-    if isinstance(text, bytes | bytearray):
+    if text.__class__ is not str and isinstance(text, bytes | bytearray):
         text = bytes(text[: max_chars * 4]).decode("utf-8", errors="replace")
     if len(text) > max_chars:
         text = text[:max_chars] + TRUNCATION_MARKER
@@ -51,45 +50,127 @@ def clean_text(text: str | bytes, max_chars: int = DEFAULT_MAX_CHARS) -> str:
     return text.strip()
 
 
-@dataclass(slots=True)
 class LogRecord:
     """One log line, split into its header fields and its message. Read-only by convention.
 
-    A plain dataclass, neither pydantic nor frozen: one is built per line on the intake's
-    hot path (validation, or a frozen `__init__`, costs 3-7x the construction), and every
-    field is a string this module cut out of the line itself.
+    A plain class, neither pydantic nor a frozen dataclass: one is built per line on the
+    intake's hot path (validation, or a frozen `__init__`, costs 3-7x the construction),
+    and every field is a string this module cut out of the line itself. A record parsed by
+    a header regex works out `ts`, `level`, `logger` and `fields` from its match on first
+    read: many lines are read only for their message.
     """
 
-    content: str  # the message without the header
-    raw: str  # the cleaned line as read
-    format: str  # name of the format that parsed it; `raw` if none did
-    ts: str | None = None  # timestamp as written in the line
-    level: str | None = None
-    logger: str | None = None  # logger, component or source file
-    fields: dict[str, str | None] = field(default_factory=dict)  # header fields; None: absent
+    __slots__ = ("_fields", "_level", "_logger", "_match", "_ts", "content", "format", "raw")
+
+    def __init__(
+        self,
+        content: str,
+        raw: str,
+        format: str,
+        ts: str | None = None,
+        level: str | None = None,
+        logger: str | None = None,
+        fields: dict[str, str | None] | None = None,
+    ) -> None:
+        self.content = content  # the message without the header
+        self.raw = raw  # the cleaned line as read
+        self.format = format  # name of the format that parsed it; `raw` if none did
+        self._ts = ts
+        self._level = level
+        self._logger = logger
+        self._fields = fields
+        self._match: _Matched | None = None
+
+    @classmethod
+    def _matched(cls, plan: _Plan, match: re.Match[str], text: str, name: str) -> LogRecord:
+        record = cls(match.group("content").strip(), text, name, _LAZY, _LAZY, _LAZY)
+        record._match = (plan, match)
+        return record
+
+    @property
+    def ts(self) -> str | None:
+        """Timestamp as written in the line."""
+        if self._ts is _LAZY:
+            plan, match = self._match  # type: ignore[misc]
+            self._ts = plan.ts_of(match)
+        return self._ts
+
+    @property
+    def level(self) -> str | None:
+        if self._level is _LAZY:
+            plan, match = self._match  # type: ignore[misc]
+            self._level = _first_group(match, plan.level)
+        return self._level
+
+    @property
+    def logger(self) -> str | None:
+        """Logger, component or source file."""
+        if self._logger is _LAZY:
+            plan, match = self._match  # type: ignore[misc]
+            self._logger = _first_group(match, plan.logger)
+        return self._logger
+
+    @property
+    def fields(self) -> dict[str, str | None]:
+        """Header fields by name; None: absent."""
+        if self._fields is None:
+            self._fields = {} if self._match is None else self._match[1].groupdict()
+            self._fields.pop("content", None)
+        return self._fields
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.content, self.raw, self.format, self.ts, self.level, self.logger, self.fields)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LogRecord) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable by its lazy fields
+
+    def __repr__(self) -> str:
+        return (
+            f"LogRecord(content={self.content!r}, raw={self.raw!r}, format={self.format!r}, "
+            f"ts={self.ts!r}, level={self.level!r}, logger={self.logger!r}, "
+            f"fields={self.fields!r})"
+        )
 
 
-class _Plan(NamedTuple):
+_LAZY: Any = object()  # a header attribute not worked out yet
+
+
+class _Plan:
     """A regex format compiled: the regex and which groups feed which record attribute."""
 
-    regex: re.Pattern[str]
-    ts: tuple[str, ...]
-    level: tuple[str, ...]
-    logger: tuple[str, ...]
+    __slots__ = ("level", "logger", "regex", "ts")
+
+    def __init__(self, pattern: str) -> None:
+        self.regex = re.compile(pattern)
+        names = sorted(self.regex.groupindex, key=self.regex.groupindex.__getitem__)
+        # One `ts` group, else the pieces (`date`, `time`…) joined in header order.
+        self.ts = ("ts",) if "ts" in names else tuple(n for n in names if n in _TS_FIELDS)
+        self.level = tuple(n for n in _LEVEL_FIELDS if n in names)
+        self.logger = tuple(n for n in _LOGGER_FIELDS if n in names)
+
+    def ts_of(self, match: re.Match[str]) -> str | None:
+        if len(self.ts) == 1:
+            return _first_group(match, self.ts)
+        if not self.ts:
+            return None
+        return " ".join([v.strip() for v in match.group(*self.ts) if v]) or None
+
+
+_Matched = tuple[_Plan, re.Match[str]]  # how a lazy record works out its header attributes
+
+
+def _first_group(match: re.Match[str], names: Sequence[str]) -> str | None:
+    """The first non-empty header field among `names` (`level`, else `level2`…)."""
+    for name in names:
+        value = match.group(name)
+        if value:
+            return value.strip() or None
+    return None
 
 
 _PLANS: dict[str, _Plan] = {}  # header pattern -> its compiled plan
-
-
-def _compile(pattern: str) -> _Plan:
-    regex = re.compile(pattern)
-    names = sorted(regex.groupindex, key=regex.groupindex.__getitem__)  # header order
-    return _Plan(
-        regex=regex,
-        ts=("ts",) if "ts" in names else tuple(n for n in names if n in _TS_FIELDS),
-        level=tuple(n for n in _LEVEL_FIELDS if n in names),
-        logger=tuple(n for n in _LOGGER_FIELDS if n in names),
-    )
 
 
 class LogFormat(BaseModel):
@@ -127,7 +208,7 @@ class LogFormat(BaseModel):
         # Compiled once per pattern, kept in a plain dict: a pydantic private attribute
         # costs microseconds per read, and this is read for every line.
         if self.pattern is not None and self.pattern not in _PLANS:
-            _PLANS[self.pattern] = _compile(self.pattern)
+            _PLANS[self.pattern] = _Plan(self.pattern)
 
     @classmethod
     def from_layout(cls, name: str, layout: str) -> LogFormat:
@@ -192,11 +273,11 @@ def parse_line(
 ) -> LogRecord:
     """Split one line into header fields and message; the whole line if the format fails."""
     text = clean_text(line, max_chars)
-    for candidate in (fmt,) if isinstance(fmt, LogFormat) else _resolve(fmt):
-        record = _parse_with(candidate, text)
+    for candidate in _resolve(fmt) if fmt.__class__ is str else (fmt,):
+        record = _parse_with(candidate, text)  # type: ignore[arg-type]
         if record is not None:
             return record
-    return LogRecord(content=text, raw=text, format="raw")
+    return LogRecord(text, text, "raw")
 
 
 def _resolve(name: str) -> Sequence[LogFormat]:
@@ -211,37 +292,11 @@ def _resolve(name: str) -> Sequence[LogFormat]:
 
 def _parse_with(fmt: LogFormat, text: str) -> LogRecord | None:
     """The record, or None if the line is not in this format. Runs for every line."""
-    if fmt.pattern is None:
+    plan = _PLANS.get(fmt.pattern) if fmt.pattern is not None else None
+    if plan is None:
         return _parse_json(fmt, text)
-    plan = _PLANS[fmt.pattern]
     match = plan.regex.match(text)
-    if match is None:
-        return None
-    fields = match.groupdict()
-    content = fields.pop("content")
-    return LogRecord(
-        content.strip(),
-        text,
-        fmt.name,
-        _first(fields, plan.ts) if len(plan.ts) == 1 else _joined(fields, plan.ts),
-        _first(fields, plan.level),
-        _first(fields, plan.logger),
-        fields,
-    )
-
-
-def _first(fields: dict[str, str | None], names: Sequence[str]) -> str | None:
-    """The first non-empty header field among `names` (`level`, else `level2`…)."""
-    for name in names:
-        value = fields[name]
-        if value:
-            return value.strip() or None
-    return None
-
-
-def _joined(fields: dict[str, str | None], names: Sequence[str]) -> str | None:
-    """Timestamp pieces (`date`, `time`…) joined in header order."""
-    return " ".join(value.strip() for name in names if (value := fields[name])) or None
+    return None if match is None else LogRecord._matched(plan, match, text, fmt.name)
 
 
 def _parse_json(fmt: LogFormat, text: str) -> LogRecord | None:

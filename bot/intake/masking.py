@@ -30,14 +30,19 @@ _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
 _TIME = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,:]\d{1,9})?"
 _TZ = r"(?:\s?(?:Z|UTC|GMT|[+-]\d{2}:?\d{2}))?"
-_NUMBER = r"[-+]?\d+(?:\.\d+)*"
+# Possessive quantifiers (`*+`, `++`) where giving characters back can never lead to a match
+# (the next thing a rule needs cannot be such a character): the same matches, found
+# without retrying every shorter prefix of every word. Part of why masking is cheap.
+_NUMBER = r"[-+]?\d++(?:\.\d++)*"
+# A number a unit must follow: nor can giving back a decimal part help (`.` starts no unit).
+_QUANTITY = r"[-+]?\d++(?:\.\d++)*+"
 # Units written after a space must be words; single letters only count when glued to the
 # number (`5s`, `10m`, `512k`), or `step 2 d` and `route 3 m` would read as quantities.
 _DURATION = (
-    rf"{_NUMBER}(?:\s?(?:ns|us|µs|ms|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?)"
+    rf"{_QUANTITY}(?:\s?(?:ns|us|µs|ms|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?)"
     rf"|[smhd])"
 )
-_SIZE = rf"{_NUMBER}(?:\s?(?:[KMGTP]i?B|B|bytes?)|[kKMGTP])"
+_SIZE = rf"{_QUANTITY}(?:\s?(?:[KMGTP]i?B|B|bytes?)|[kKMGTP])"
 
 
 class MaskRule(BaseModel):
@@ -57,10 +62,10 @@ DEFAULT_RULES: tuple[MaskRule, ...] = (
         name="RUN_ID",
         pattern=r"\b(?:scheduled|manual|backfill|dataset_triggered|asset_triggered)__[\w:.+-]+",
     ),
-    MaskRule(name="URL", pattern=r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^\s\"'<>()\[\]{}]+"),
+    MaskRule(name="URL", pattern=r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}+://[^\s\"'<>()\[\]{}]+"),
     # Starts only where its run of name characters starts: a long dotted token would
     # otherwise be rescanned from every position (quadratic).
-    MaskRule(name="EMAIL", pattern=r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"),
+    MaskRule(name="EMAIL", pattern=r"(?<![\w.+-])[\w.+-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"),
     # dbt unique ids: `model.jaffle_shop.orders`, `test.jaffle_shop.not_null_orders_id.5d2b`.
     MaskRule(
         name="DBT_ID",
@@ -86,8 +91,8 @@ DEFAULT_RULES: tuple[MaskRule, ...] = (
     MaskRule(
         name="HOST",
         pattern=(
-            r"(?<![\w.-])(?:[A-Za-z0-9-]+\.){2,}[a-z]{2,24}(?::\d{1,5})?(?![\w-]|\.\w)"
-            r"|(?<![\w.-])[A-Za-z0-9-]+\.[a-z]{2,24}:\d{1,5}(?![\w-]|\.\w)"
+            r"(?<![\w.-])(?:[A-Za-z0-9-]++\.){2,}[a-z]{2,24}+(?::\d{1,5}+)?(?![\w-]|\.\w)"
+            r"|(?<![\w.-])[A-Za-z0-9-]++\.[a-z]{2,24}+:\d{1,5}+(?![\w-]|\.\w)"
         ),
     ),
     # A quoted value of a key (`tag="View Lock"`): one value, however many words. Quoted
@@ -121,23 +126,23 @@ DEFAULT_RULES: tuple[MaskRule, ...] = (
     MaskRule(
         name="PATH",
         pattern=(
-            r"(?<![\w./-])(?:/[\w.@%+~-]+){2,}/?"
-            r"|(?<![\w./-])[\w.-]+(?:/[\w.@%+~-]+){2,}/?"
+            r"(?<![\w./-])(?:/[\w.@%+~-]++){2,}/?"
+            r"|(?<![\w./-])[\w.-]++(?:/[\w.@%+~-]++){2,}/?"
             r"|(?<![\w.])(?:[A-Za-z]:|\\\\[?.]?)\\[^\s\"'<>|]+"
         ),
     ),
-    # `0x1f`; written with `\d` rather than `0` so that no rule names a digit (see _SHAPE_BYTES).
+    # `0x1f`; written with `\d` rather than `0` so that no rule names a digit (see DIGIT_SHAPE_TABLE).
     MaskRule(name="HEX", pattern=rf"{_NOT_ALNUM_BEFORE}\d[xX][0-9a-fA-F]+{_NOT_ALNUM_AFTER}"),
     # Hashes and hex ids: long runs of hex digits holding both a digit and a letter.
     MaskRule(
         name="HASH",
-        pattern=rf"{_NOT_ALNUM_BEFORE}(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{{7,}}{_NOT_ALNUM_AFTER}",
+        pattern=rf"{_NOT_ALNUM_BEFORE}(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{{7,}}+{_NOT_ALNUM_AFTER}",
     ),
     # Generated ids that are not hex: long letter-digit mixes (`jA9J1dQ7016560`).
     MaskRule(
         name="ID",
         pattern=(
-            rf"{_NOT_ALNUM_BEFORE}(?=(?:[A-Za-z]*\d){{3}})(?=\d*[A-Za-z])[A-Za-z0-9]{{8,}}"
+            rf"{_NOT_ALNUM_BEFORE}(?=(?:[A-Za-z]*+\d){{3}})(?=\d*+[A-Za-z])[A-Za-z0-9]{{8,}}+"
             rf"{_NOT_ALNUM_AFTER}"
         ),
     ),
@@ -164,16 +169,17 @@ class Masked:
 # and its digit shape match at the same places, and one regex run serves every line that
 # differs from another only in its numbers. The cache key is the shape of the UTF-8 bytes:
 # `bytes.translate` is ten times faster than `str.translate`.
-_SHAPE_BYTES = bytes.maketrans(b"0123456789", b"1111111111")
+DIGIT_SHAPE_TABLE = bytes.maketrans(b"0123456789", b"1111111111")
 
 # Where a value can start: not inside a word, and only where the first character after any
-# leading letters (Unicode ones too, as `\w` has them) is one some rule needs (a digit, `.`,
-# `/`, `@`, `:`, `=`, `_`, a quote…), or at a month or weekday name. A necessary condition
-# for every default rule (a test checks it): it spares the alternation at plain words, which
-# are most of a message, and it scans only letters, so a long line costs linear time.
+# leading ASCII letters is one some rule needs (a digit, `.`, `/`, `@`, `:`, `=`, `_`, a
+# quote…) or any non-ASCII one (a Unicode letter may lead on to such a character: the rules
+# decide), or at a month or weekday name. A necessary condition for every default rule (a
+# test checks it): it spares the alternation at plain words, which are most of a message,
+# and it scans only letters, so a long line costs linear time.
 _GUARD = (
     r"(?<![A-Za-z0-9])"
-    r"(?=[^\W\d_]*[\d./\\@:=_\"'`<+$-]"
+    r"(?=[A-Za-z]*+[\d./\\@:=_\"'`<+$\x80-\U0010ffff-]"
     r"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))"
 )
 
@@ -181,39 +187,42 @@ _GUARD = (
 class MaskPlan:
     """How to mask every line of one digit shape, found once by the regex."""
 
-    __slots__ = ("_gaps", "_values", "layout", "masked", "names")
+    __slots__ = ("_bounds", "_gaps", "_values", "layout", "masked", "names")
 
     def __init__(self, shape: str, matches: Sequence[re.Match[str]]) -> None:
         names: list[str] = []
-        values: list[slice] = []
-        gaps: list[slice] = []
+        bounds: list[int] = [0]  # where each gap between values starts and ends
         layout = ["{}"]
-        position = 0
         for match in matches:
             start, end = match.span()
             names.append(match.lastgroup or "")
-            values.append(slice(start, end))
-            gaps.append(slice(position, start))
+            bounds += (start, end)
             layout.append(f"<{match.lastgroup}>{{}}")
-            position = end
-        gaps.append(slice(position, None))
         self.names = tuple(names)  # mask name of each value
         self.layout = "".join(layout)
-        self._values = _slicer(values)
-        self._gaps = _slicer(gaps)
+        self._bounds = tuple(bounds)
+        # Slicers are built when first used: most plans never need them (see `masked`).
+        self._gaps: Callable[[str], tuple[str, ...]] | None = None
+        self._values: Callable[[str], tuple[str, ...]] | None = None
         # A line's digits are 1s in its shape: if none is left outside the values, every
         # line of this shape masks to the same text, computed once.
-        between = self._gaps(shape)
+        between = [shape[a:b] for a, b in zip(bounds[::2], [*bounds[1::2], None])]
         self.masked = None if "1" in "".join(between) else self.layout.format(*between)
 
     def masked_text(self, text: str) -> str:
         """The line with its values replaced by placeholders."""
         if self.masked is not None:
             return self.masked
+        if self._gaps is None:
+            ends = [*self._bounds[1::2], None]
+            self._gaps = _slicer([slice(a, b) for a, b in zip(self._bounds[::2], ends)])
         return self.layout.format(*self._gaps(text))
 
     def values(self, text: str) -> tuple[str, ...]:
         """The line's values, in order."""
+        if self._values is None:
+            spans = zip(self._bounds[1::2], self._bounds[2::2])
+            self._values = _slicer([slice(a, b) for a, b in spans])
         return self._values(text)
 
 
@@ -244,19 +253,34 @@ class Masker:
         plan = self.plan(text)
         return Masked(plan.masked_text(text), plan.names, plan.values(text))
 
+    @property
+    def by_shape(self) -> bool:
+        """True if lines of one `digit_shape` share a plan (the rules never name a digit)."""
+        return self._cached
+
     def plan(self, text: str) -> MaskPlan:
         """The plan for this line: from the cache when a line of its digit shape was seen."""
         if not self._cached:
             return MaskPlan(text, list(self._regex.finditer(text)))
-        key = text.encode("utf-8", "surrogatepass").translate(_SHAPE_BYTES)
+        key = digit_shape(text)
         plan = self._plans.get(key)
         if plan is None:
-            shape = key.decode("utf-8", "surrogatepass")  # the line with every digit a 1
-            plan = MaskPlan(shape, list(self._regex.finditer(shape)))
+            plan = self.shape_plan(key)
             if len(self._plans) >= self._cache_size:
                 del self._plans[next(iter(self._plans))]  # oldest first
             self._plans[key] = plan
         return plan
+
+    def shape_plan(self, shape: bytes) -> MaskPlan:
+        """The plan for every line of this `digit_shape`, built afresh: for a caller that
+        keeps its own cache per shape (valid only if `by_shape`)."""
+        text = shape.decode("utf-8", "surrogatepass")  # the line with every digit a 1
+        return MaskPlan(text, list(self._regex.finditer(text)))
+
+
+def digit_shape(text: str) -> bytes:
+    """The line's UTF-8 bytes with every digit a 1: the key of the plan cache."""
+    return text.encode("utf-8", "surrogatepass").translate(DIGIT_SHAPE_TABLE)
 
 
 def _slicer(slices: list[slice]) -> Callable[[str], tuple[str, ...]]:

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.intake.template_tokens import PLACEHOLDER, WILDCARD, has_placeholder, is_variable
+from bot.intake.template_tokens import PLACEHOLDER, WILDCARD, is_variable
 
 Skeleton = tuple[str, ...]
-_HOLE = "\x00"  # stands for the varying position in a bucket key
+# A bucket key is a skeleton's tokens joined by a separator, one of them replaced by a hole:
+# a string, cheaper to build, hash and keep than a tuple. Tokens hold no whitespace (they
+# were split on it) and no NUL (`clean_text` drops control characters), so keys are exact.
+_SEPARATOR = "\x1f"
+_HOLE = "\x00"
 
 
 def skeleton(tokens: Sequence[str]) -> tuple[Skeleton, tuple[int, ...]]:
@@ -45,15 +49,21 @@ class TemplateGroups:
     """Skeletons united into templates; see the module docstring."""
 
     def __init__(self, min_distinct: int = 4, min_context: int = 3) -> None:
+        if min_distinct < 2:
+            raise ValueError(f"min_distinct must be at least 2, not {min_distinct}")
         self.min_distinct = min_distinct
         self.min_context = min_context
         self._order: dict[Skeleton, int] = {}
         # Read by the templater's hot path; change only through `add`.
         self.parent: dict[Skeleton, Skeleton] = {}  # union-find: skeleton -> a skeleton above
         self.merged: dict[Skeleton, Skeleton] = {}  # root -> the group's template tokens
-        self._buckets: dict[Skeleton, list[Skeleton]] = {}
-        self._open: set[Skeleton] = set()  # buckets whose position is known to be a value
+        # Bucket key -> its skeletons; a lone skeleton is kept bare, without a list: most
+        # buckets never get a second one, and a list each would be tens of thousands of
+        # objects for the garbage collector to walk.
+        self._buckets: dict[str, Skeleton | list[Skeleton]] = {}
+        self._open: set[str] = set()  # buckets whose position is known to be a value
         self.counts: dict[Skeleton, int] = {}  # group root -> messages
+        self.unions = 0  # how many times two groups became one
 
     def add(self, skel: Skeleton, count: int = 0) -> Skeleton:
         """Register a skeleton (once), count `count` messages for it, return its group root."""
@@ -61,8 +71,8 @@ class TemplateGroups:
             self._order[skel] = len(self._order)
             self.parent[skel] = skel
             self.merged[skel] = skel
-            for key in self._bucket_keys(skel):
-                self._join_bucket(key, skel)
+            for hole, key in self._bucket_keys(skel):
+                self._join_bucket(hole, key, skel)
         root = self.find(skel)
         if count:
             self.bump(root, count)
@@ -77,9 +87,9 @@ class TemplateGroups:
         """The group a skeleton would join, without registering it."""
         if skel in self._order:
             return self.find(skel)
-        for key in self._bucket_keys(skel):
-            members = self._buckets.get(key)
-            if members and (key in self._open or self._has_value_at_hole(key, members)):
+        for hole, key in self._bucket_keys(skel):
+            members = self._members(key)
+            if members and (key in self._open or self._has_value_at_hole(hole, members)):
                 return self.find(members[0])
         return None
 
@@ -105,29 +115,49 @@ class TemplateGroups:
     def roots(self) -> list[Skeleton]:
         return list(self.merged)
 
-    def _bucket_keys(self, skel: Skeleton) -> list[Skeleton]:
-        words = [i for i, token in enumerate(skel) if not has_placeholder(token)]
+    def _bucket_keys(self, skel: Skeleton) -> list[tuple[int, str]]:
+        """(hole, key) of each bucket the skeleton belongs to: itself with one word, or one
+        value, replaced by a hole."""
+        # In a skeleton every placeholder is `<*>` (see `skeleton`): a plain `in` test
+        # tells words from values, without a regex per token.
+        is_word = [WILDCARD not in token for token in skel]
+        words = sum(is_word)
+        if words < self.min_context:
+            return []
+        joined = _SEPARATOR.join(skel)
         keys = []
+        start = 0
         for i, token in enumerate(skel):
-            is_word = not has_placeholder(token)
+            end = start + len(token)
             # Enough wording around the hole that the rest of the message names the event.
-            if (is_word or token == WILDCARD) and len(words) - is_word >= self.min_context:
-                keys.append(skel[:i] + (_HOLE,) + skel[i + 1 :])
+            if (is_word[i] and words > self.min_context) or token == WILDCARD:
+                keys.append((i, joined[:start] + _HOLE + joined[end:]))
+            start = end + 1
         return keys
 
-    def _join_bucket(self, key: Skeleton, skel: Skeleton) -> None:
-        members = self._buckets.setdefault(key, [])
+    def _members(self, key: str) -> list[Skeleton]:
+        found = self._buckets.get(key)
+        if found is None:
+            return []
+        return [found] if isinstance(found, tuple) else found
+
+    def _join_bucket(self, hole: int, key: str, skel: Skeleton) -> None:
+        found = self._buckets.get(key)
+        if found is None:
+            # Alone in its bucket: nothing to join (`min_distinct` is at least 2).
+            self._buckets[key] = skel
+            return
+        members = self._buckets[key] = [found] if isinstance(found, tuple) else found
         members.append(skel)
         if key in self._open:
             self._union(members[0], skel)
-        elif len(members) >= self.min_distinct or self._has_value_at_hole(key, members):
+        elif len(members) >= self.min_distinct or self._has_value_at_hole(hole, members):
             self._open.add(key)
             for other in members[1:]:
                 self._union(members[0], other)
 
     @staticmethod
-    def _has_value_at_hole(key: Skeleton, members: list[Skeleton]) -> bool:
-        hole = key.index(_HOLE)
+    def _has_value_at_hole(hole: int, members: list[Skeleton]) -> bool:
         return len(members) >= 2 and any(m[hole] == WILDCARD for m in members)
 
     def _union(self, a: Skeleton, b: Skeleton) -> None:
@@ -138,6 +168,7 @@ class TemplateGroups:
         if self._order[rb] < self._order[ra]:
             ra, rb = rb, ra
         self.parent[rb] = ra
+        self.unions += 1
         self.counts[ra] = self.counts.get(ra, 0) + self.counts.pop(rb, 0)
         self.merged[ra] = tuple(
             x if x == y else WILDCARD for x, y in zip(self.merged[ra], self.merged[rb])

@@ -8,7 +8,9 @@ joins them into one issue.
 
 How: Drain3's `TemplateMiner` (one configuration for every log) with a one-pass masker
 (`bot.intake.masking`), a mask-aware Drain (`bot.intake.template_tokens`) and a post-merge
-of its clusters (`bot.intake.template_merge`).
+of its clusters (`bot.intake.template_merge`). Most lines repeat the *digit shape* of an
+earlier one (its text with every digit a 1): such a line gets its mask plan, and usually
+its cluster, from one lookup, and walks neither the masking regex nor Drain's tree.
 
 Ids are a hash of the template text, not Drain's cluster numbers, so that two processes
 fed the same lines agree on them. A template can still *generalise* as more lines arrive
@@ -21,6 +23,7 @@ A `Templater` is not thread-safe; use one per consumer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Literal
@@ -33,12 +36,13 @@ from drain3.template_miner_config import TemplateMinerConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.intake.logformats import DEFAULT_MAX_CHARS, clean_text
-from bot.intake.masking import DEFAULT_RULES, Masker, MaskRule
+from bot.intake.masking import DEFAULT_RULES, DIGIT_SHAPE_TABLE, Masker, MaskPlan, MaskRule
 from bot.intake.template_merge import Skeleton, TemplateGroups, skeleton
 from bot.intake.template_tokens import TYPED_PLACEHOLDER, WILDCARD, MaskAwareDrain
 
 Change = Literal["created", "changed", "none"]
 ID_LENGTH = 16  # hex characters: 64 bits, ample for the templates of one deployment
+FINGERPRINT_CACHE_SIZE = 8_192  # (template, key) pairs: the problems a deployment has open
 
 
 class TemplaterConfig(BaseModel):
@@ -68,7 +72,8 @@ class TemplaterConfig(BaseModel):
     repeat_cache_size: int = Field(
         default=20_000,
         ge=1,
-        description="Masked messages remembered with their cluster: their repeats skip Drain.",
+        description="Digit shapes remembered with their mask plan (and cluster), and masked "
+        "messages with their cluster: their repeats skip the masking regex and Drain.",
     )
 
 
@@ -107,8 +112,11 @@ class Template:
     def params(self) -> tuple[str, ...]:
         """The message's values for the template's variable parts, in order."""
         if self._pending is not None:
-            self._params = _params(*self._pending)
-            self._pending = None
+            plan, line, tokens, merged = self._pending
+            values = plan.values(line)
+            if tokens is not None:
+                values = _params(tokens, merged, plan.masked_text(line), values)
+            self._params, self._pending = values, None
         return self._params
 
     def _key(self) -> tuple[object, ...]:
@@ -126,9 +134,10 @@ class Template:
         )
 
 
-# What `Template.params` needs, captured when the template is handed out: the cluster's
-# template tokens, positions the post-merge made values, the masked message, its values.
-_PendingParams = tuple[tuple[str, ...], frozenset[int], str, tuple[str, ...]]
+# What `Template.params` needs, captured when the template is handed out: the message's
+# mask plan and text (so its masked text and values), and unless its params are just those
+# values, the cluster's template tokens and the positions the post-merge made values.
+_PendingParams = tuple[MaskPlan, str, tuple[str, ...] | None, frozenset[int]]
 
 
 def template_id(text: str) -> str:
@@ -136,8 +145,10 @@ def template_id(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=ID_LENGTH // 2).hexdigest()
 
 
+@functools.lru_cache(maxsize=FINGERPRINT_CACHE_SIZE)
 def fingerprint(template_id: str, key: str) -> str:
-    """Fingerprint of one problem: a template where it happened (task, asset, resource)."""
+    """Fingerprint of one problem: a template where it happened (task, asset, resource).
+    Repeats of a problem ask again and again: the last few thousand answers are kept."""
     # The unit separator keeps ("ab", "c") and ("a", "bc") apart.
     joined = f"{template_id}\x1f{key}".encode("utf-8", "surrogatepass")
     return hashlib.blake2b(joined, digest_size=ID_LENGTH // 2).hexdigest()
@@ -187,6 +198,24 @@ class _ClusterView:
         self.plain = not self.has_wildcard  # params are just the masked values
 
 
+class _Known:
+    """A Drain cluster as the hot path needs it: the view of its current template, the id
+    last handed out for it, and the templater's epoch when the view was last checked."""
+
+    __slots__ = ("cluster", "epoch", "last_id", "view")
+
+    def __init__(self, cluster: LogCluster) -> None:
+        self.cluster = cluster
+        self.view: _ClusterView | None = None
+        self.last_id: str | None = None
+        self.epoch = -1  # never checked
+
+
+# A digit shape's mask plan, and the cluster of its masked text when every line of the
+# shape masks to the same text (`MaskPlan.masked`): such a line costs one lookup.
+_Shape = tuple[MaskPlan, _Known | None]
+
+
 class Templater:
     """Mines templates from messages; see the module docstring."""
 
@@ -200,9 +229,14 @@ class Templater:
             min_distinct=self.config.min_distinct_words,
             min_context=self.config.min_context_words,
         )
-        self._views: dict[int, _ClusterView] = {}
-        self._seen: dict[str, int] = {}  # masked message -> cluster id
-        self._last_id: dict[int, str] = {}  # cluster id -> id last handed out for it
+        self._max_chars = self.config.max_chars  # read per line: a plain attribute is cheaper
+        self._by_shape = self.masker.by_shape  # else shapes are keyed by the text itself
+        self._shapes: dict[bytes | str, _Shape] = {}  # digit shape -> its plan (and cluster)
+        self._seen: dict[str, _Known] = {}  # masked message -> its cluster
+        self._known: dict[int, _Known] = {}  # cluster id -> the same
+        # Bumped when a cluster's template or the groups change: a cluster checked since
+        # needs no check of its view.
+        self._epoch = 0
         self._id_skeleton: dict[str, Skeleton] = {}  # every id handed out -> a skeleton of it
         self._live: dict[Skeleton, int] = {}  # skeleton -> clusters that have it now
         self._moved: dict[Skeleton, Skeleton] = {}  # abandoned skeleton -> where it went
@@ -212,44 +246,47 @@ class Templater:
         """Learn from one message and return its template."""
         # The hot path of intake, kept flat on purpose: every Python call here costs a few
         # percent of the whole line (see bench/throughput.py).
-        text = clean_text(content, self.config.max_chars)
-        plan = self.masker.plan(text)
-        masked = plan.masked if plan.masked is not None else plan.masked_text(text)
-        cluster = self.miner.drain.id_to_cluster.get(self._seen.get(masked, -1))
-        if cluster is None:
-            cluster = self._mine(text, masked)
+        if content.__class__ is str and len(content) <= self._max_chars and content.isprintable():
+            text = content.strip()  # all `clean_text` would do to it
+        else:
+            text = clean_text(content, self._max_chars)
+        key = (
+            text.encode("utf-8", "surrogatepass").translate(DIGIT_SHAPE_TABLE)  # `digit_shape`
+            if self._by_shape
+            else text
+        )
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._new_shape(key, text)
+        plan, known = shape
+        if known is None:
+            known = self._cluster(key, plan, text)
         else:
             # Drain would take the same tokens down the same path to the same cluster: the
             # repeat of a masked message only counts. Most messages are such repeats.
-            cluster.size += 1
-        view = self._views.get(cluster.cluster_id)
-        groups = self.groups
-        if (
-            view is None
-            or view.tokens is not cluster.log_template_tokens
-            or groups.parent[view.root] is not view.root  # its group joined another
-            or groups.merged[view.root] is not view.merged_tokens  # its group generalised
-        ):
-            view = self._view(cluster)
-        counts = groups.counts
+            known.cluster.size += 1
+        if known.epoch != self._epoch:
+            self._check(known)
+        view: _ClusterView = known.view  # type: ignore[assignment]  # set by `_check`
+        counts = self.groups.counts
         count = counts[view.root] = counts.get(view.root, 0) + 1
-        values = plan.values(text)
-        pending = None if view.plain else (view.tokens, view.merged, masked, values)
-        if self._last_id.get(cluster.cluster_id) == view.id:  # the common case
-            return Template(view.id, view.text, count, "none", None, values, pending)
-        return self._news(cluster.cluster_id, view, count, values, pending)
+        pending = (plan, text, None if view.plain else view.tokens, view.merged)
+        if known.last_id == view.id:  # the common case
+            return Template(view.id, view.text, count, "none", None, (), pending)
+        return self._news(known, view, count, pending)
 
     def match(self, content: str | bytes) -> Template | None:
         """The template of a message, learning nothing; None if it matches none."""
         text = clean_text(content, self.config.max_chars)
-        masked = self.masker.mask_with_values(text)
+        plan = self.masker.plan(text)
         cluster = self.miner.match(text, full_search_strategy="fallback")
         if cluster is not None:
-            view = self._view(cluster)
-            pending = (view.tokens, view.merged, masked.text, masked.values)
-            return self._describe(view.root, masked.values, None if view.plain else pending)
+            view = self._view(self._entry(cluster))
+            return self._describe(
+                view.root, (plan, text, None if view.plain else view.tokens, view.merged)
+            )
         # Not Drain's: maybe a template whose varying word this message fills anew.
-        tokens = tuple(masked.text.split())
+        tokens = tuple(plan.masked_text(text).split())
         skel, positions = skeleton(tokens)
         root = self.groups.lookup(skel)
         if root is None:
@@ -259,7 +296,7 @@ class Templater:
             for j, (mine, theirs) in enumerate(zip(skel, self.groups.tokens(root)))
             if mine != theirs and theirs == WILDCARD
         )
-        return self._describe(root, masked.values, (tokens, merged, masked.text, masked.values))
+        return self._describe(root, (plan, text, tokens, merged))
 
     def resolve(self, template_id: str) -> str:
         """The current id of the template that once had `template_id` (itself if unknown)."""
@@ -303,28 +340,74 @@ class Templater:
             templater.miner.persistence_handler = None
         clusters = templater.miner.drain.id_to_cluster
         for cluster_id in sorted(clusters):
-            view = templater._view(clusters[cluster_id])
+            view = templater._view(templater._entry(clusters[cluster_id]))
             templater.groups.bump(view.root, clusters[cluster_id].size)
         return templater
 
-    def _mine(self, text: str, masked: str) -> LogCluster:
+    def _new_shape(self, key: bytes | str, text: str) -> _Shape:
+        """A digit shape seen for the first time: its plan, found by the masking regex."""
+        plan = self.masker.shape_plan(key) if isinstance(key, bytes) else self.masker.plan(text)
+        if len(self._shapes) >= self.config.repeat_cache_size:
+            del self._shapes[next(iter(self._shapes))]  # oldest first
+        shape = self._shapes[key] = (plan, None)
+        return shape
+
+    def _cluster(self, key: bytes | str, plan: MaskPlan, text: str) -> _Known:
+        """The cluster of a line whose shape has none on record: the one its masked text
+        went to before, else Drain's answer. Kept on the shape if all its lines mask alike."""
+        masked = plan.masked_text(text)
+        known = self._seen.get(masked)
+        if known is None:
+            known = self._mine(masked)
+        else:
+            known.cluster.size += 1
+        if plan.masked is not None and key in self._shapes:
+            self._shapes[key] = (plan, known)
+        return known
+
+    def _mine(self, masked: str) -> _Known:
         """Drain's answer for a masked message not seen before (or forgotten)."""
-        cluster_id = self.miner.add_log_message(text)["cluster_id"]
+        # Drain itself, not `TemplateMiner.add_log_message`: the message is masked already.
+        cluster, change = self.miner.drain.add_log_message(masked)
+        if change == "cluster_template_changed":
+            self._epoch += 1
+        known = self._entry(cluster)
         if len(self._seen) >= self.config.repeat_cache_size:
             del self._seen[next(iter(self._seen))]  # oldest first
-        self._seen[masked] = cluster_id
-        return self.miner.drain.id_to_cluster[cluster_id]
+        self._seen[masked] = known
+        return known
 
-    def _view(self, cluster: LogCluster) -> _ClusterView:
+    def _entry(self, cluster: LogCluster) -> _Known:
+        known = self._known.get(cluster.cluster_id)
+        if known is None:
+            known = self._known[cluster.cluster_id] = _Known(cluster)
+        return known
+
+    def _check(self, known: _Known) -> None:
+        """Bring a cluster's view up to date after clusters or groups changed."""
+        view, groups = known.view, self.groups
+        if (
+            view is None
+            or view.tokens is not known.cluster.log_template_tokens
+            or groups.parent[view.root] is not view.root  # its group joined another
+            or groups.merged[view.root] is not view.merged_tokens  # its group generalised
+        ):
+            self._view(known)
+        known.epoch = self._epoch
+
+    def _view(self, known: _Known) -> _ClusterView:
         """The cluster's view, rebuilt when Drain changed its template, and its group
         refreshed when groups united since."""
-        view = self._views.get(cluster.cluster_id)
+        cluster, view = known.cluster, known.view
         if view is not None and view.tokens == cluster.log_template_tokens:
             view.tokens = cluster.log_template_tokens  # same template: keep `is` checks cheap
         else:
             old = view
-            view = self._views[cluster.cluster_id] = _ClusterView(cluster.log_template_tokens)
+            view = known.view = _ClusterView(cluster.log_template_tokens)
+            unions = self.groups.unions
             new_root = self.groups.add(view.skeleton)
+            if self.groups.unions != unions:
+                self._epoch += 1  # other clusters' groups may have joined
             if old is not None:
                 # The cluster's earlier messages (all but the one being added) move along.
                 moved = cluster.size - 1
@@ -361,28 +444,20 @@ class Templater:
                 self._moved[old] = new
 
     def _news(
-        self,
-        cluster_id: int,
-        view: _ClusterView,
-        count: int,
-        values: tuple[str, ...],
-        pending: _PendingParams | None,
+        self, known: _Known, view: _ClusterView, count: int, pending: _PendingParams
     ) -> Template:
         """The template of a cluster whose id is new to it: a first id, or a changed one."""
-        previous = self._last_id.get(cluster_id)
-        self._last_id[cluster_id] = view.id
-        known = view.id in self._id_skeleton
-        if not known:
+        previous, known.last_id = known.last_id, view.id
+        seen = view.id in self._id_skeleton
+        if not seen:
             self._id_skeleton[view.id] = view.skeleton
-        change: Change = "changed" if previous is not None else "none" if known else "created"
-        return Template(view.id, view.text, count, change, previous, values, pending)
+        change: Change = "changed" if previous is not None else "none" if seen else "created"
+        return Template(view.id, view.text, count, change, previous, (), pending)
 
-    def _describe(
-        self, root: Skeleton, values: tuple[str, ...] = (), pending: _PendingParams | None = None
-    ) -> Template:
+    def _describe(self, root: Skeleton, pending: _PendingParams | None = None) -> Template:
         text = self.groups.text(root)
         count = self.groups.count(root)
-        return Template(self._id_of_text(text), text, count, "none", None, values, pending)
+        return Template(self._id_of_text(text), text, count, "none", None, (), pending)
 
     def _id_of_text(self, text: str) -> str:
         found = self._text_ids.get(text)

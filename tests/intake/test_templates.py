@@ -15,10 +15,12 @@ from bot.intake.logformats import (
     AIRFLOW,
     TRUNCATION_MARKER,
     LogFormat,
+    LogRecord,
     clean_text,
     parse_line,
 )
-from bot.intake.masking import DEFAULT_RULES, Masker, MaskRule
+from bot.intake.masking import DEFAULT_RULES, Masker, MaskRule, digit_shape
+from bot.intake.template_merge import TemplateGroups
 from bot.intake.templates import Templater, TemplaterConfig, fingerprint, template_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +62,11 @@ LOGHUB = REPO.parent / "shared" / "datasets" / "loghub-2k"
         ("blk_-6952295868487656571 node-12 eth0 ssh2", "blk_<NUM> node-<NUM> eth0 ssh2"),
         ("user=root tty=ssh", "user=root tty=ssh"),
         ("no values at all", "no values at all"),
+        # Where giving characters back still matters (the rest are possessive: see masking).
+        ("ratio 1.5x of 2.25", "ratio <NUM>.5x of <NUM>"),
+        ("host a.b.example.com:123456 up", "host <HOST>:<NUM> up"),
+        ("mail u@x.y- done", "mail <EMAIL>- done"),
+        ("ids 111111d 1234567 5d 12B 3 ms", "ids <HASH> <NUM> <DURATION> <SIZE> <DURATION>"),
     ],
 )
 def test_masks(text: str, masked: str) -> None:
@@ -89,6 +96,8 @@ TRICKY = [
     "0x 0x1 1x1 12x 9ffx 00:00 0:0:0:0:0:0:0:0 ::1",
     "http:// mailto:a@b user@host.local /a /a/b ./a/b/c C:\\ \\\\?\\x\\y",
     "café 10€ 5µs 3 µs naïve@x.y 日本 12 KB 1.5GiB 2d 3 days",
+    "café1 naïve2@x.y 日本3 ǅ4@x.yz Ω/a/b/c",
+    "1.5x 1.55x a.b.cc:123456 x/y/z/ /a/b//c u@x.y- 111111d 11B 5 ms 1111.11.11 ::",
 ]
 
 
@@ -107,8 +116,25 @@ def test_default_rules_give_same_spans_with_and_without_the_guard_and_cache() ->
 
 def test_custom_rules_that_name_digits_still_mask_each_line() -> None:
     masker = Masker([MaskRule(name="PORT", pattern=r"port 22\b")])
+    assert not masker.by_shape
     assert masker.mask("port 22 open") == "<PORT> open"
     assert masker.mask("port 23 open") == "port 23 open"
+    # The templater keys its cache by the text itself for such rules.
+    templater = Templater(rules=[MaskRule(name="PORT", pattern=r"port 22\b")])
+    assert templater.add("port 22 open").text == "<*> open"
+    assert templater.add("port 23 open").text == "port 23 open"
+
+
+def test_a_plan_built_for_a_digit_shape_is_the_cached_one() -> None:
+    masker = Masker()
+    line = "from 10.0.0.1:22 took 3 seconds, id 9f4ef63 on eth0"
+    fresh, cached = masker.shape_plan(digit_shape(line)), masker.plan(line)
+    assert masker.by_shape and fresh is not cached
+    other = "from 10.9.8.7:23 took 5 seconds, id 9f4ef63 on eth1"  # same shape
+    for text in (line, other):
+        assert fresh.masked_text(text) == cached.masked_text(text) == masker.mask(text)
+        assert fresh.values(text) == cached.values(text)
+    assert fresh.masked is None  # `eth0`: a digit outside the values
 
 
 # --------------------------------------------------------------------------- formats
@@ -152,6 +178,30 @@ def test_plain_text_with_a_declared_header_pattern() -> None:
         "3 rows skipped",
     )
     assert parse_line("no header here", fmt).format == "raw"
+
+
+def test_a_parsed_record_works_out_its_header_on_first_read() -> None:
+    fmt = LogFormat.from_layout("hdfs", "<Date> <Time> <Pid> <Level> <Component>: <Content>")
+    line = "081109 203615 148 INFO dfs.DataNode$PacketResponder: Packet 1 ok"
+    record = parse_line(line, fmt)
+    explicit = LogRecord(
+        "Packet 1 ok",
+        line,
+        "hdfs",
+        ts="081109 203615",
+        level="INFO",
+        logger="dfs.DataNode$PacketResponder",
+        fields={
+            "date": "081109",
+            "time": "203615",
+            "pid": "148",
+            "level": "INFO",
+            "component": "dfs.DataNode$PacketResponder",
+        },
+    )
+    assert record == explicit and repr(record) == repr(explicit)
+    assert parse_line("no header", "raw") == LogRecord("no header", "no header", "raw")
+    assert parse_line("no header", "raw").fields == {}
 
 
 def test_loghub_layout_notation() -> None:
@@ -288,6 +338,59 @@ def test_fingerprint_is_deterministic_and_keyed() -> None:
     assert fingerprint("abc", "dag.task") == fingerprint("abc", "dag.task")
     assert fingerprint("abc", "dag.task") != fingerprint("abc", "dag.other")
     assert fingerprint("ab", "c") != fingerprint("a", "bc")
+    cached = fingerprint("abc", "dag.task")
+    fingerprint.cache_clear()
+    assert fingerprint("abc", "dag.task") == cached  # kept answers are the real ones
+
+
+# --------------------------------------------------------------------------- caches
+
+
+def test_repeat_caches_change_nothing_but_speed() -> None:
+    """Lines of a known digit shape skip the masking regex, and often Drain (their shape
+    remembers its cluster): with room for one shape and one masked message, the templates,
+    counts, changes and params are the same as with the default caches."""
+    lines = [
+        f"{verb} load_{task} after {n} retries on 10.0.{n}.1 (eth{n % 2})"
+        for n in range(6)
+        for verb in ("Retrying", "Failed")
+        for task in ("orders", "users", "items", "carts", "refunds")
+    ] + _loghub_sample(per_system=60)
+    roomy, tight = Templater(), Templater(TemplaterConfig(repeat_cache_size=1))
+    for line in lines:
+        assert _described(roomy.add(line)) == _described(tight.add(line)), line
+    assert len(tight._shapes) == len(tight._seen) == 1
+    assert [_described(t) for t in roomy.templates()] == [_described(t) for t in tight.templates()]
+
+
+def _described(t: object) -> tuple[object, ...]:
+    return (t.id, t.text, t.count, t.change, t.previous_id, t.params)  # type: ignore[attr-defined]
+
+
+def test_lines_of_one_digit_shape_keep_their_own_words() -> None:
+    templater = Templater()
+    eth0 = templater.add("eth0 link up after 22 ms")
+    eth1 = templater.add("eth1 link up after 35 ms")  # the same digit shape
+    again = templater.add("eth0 link up after 99 ms")
+    assert eth0.id != eth1.id
+    assert (again.id, again.count, again.params) == (eth0.id, 2, ("99 ms",))
+
+
+def test_a_repeat_after_its_group_generalised_gets_the_new_id() -> None:
+    """The repeat comes from the caches, and must still see the group's new template."""
+    templater = Templater()
+    first = templater.add("Failed password for root from 10.0.0.1 port 22 ssh2")
+    for user in ("admin", "guest", "oracle", "pi"):
+        templater.add(f"Failed password for {user} from 10.0.0.1 port 22 ssh2")
+    again = templater.add("Failed password for root from 10.0.0.9 port 23 ssh2")
+    assert again.text == "Failed password for <*> from <*> port <*> ssh2"
+    assert (again.change, again.previous_id) == ("changed", first.id)
+    assert again.params == ("root", "10.0.0.9", "23")
+
+
+def test_template_groups_need_two_distinct_words_to_make_a_value() -> None:
+    with pytest.raises(ValueError, match="min_distinct"):
+        TemplateGroups(min_distinct=1)
 
 
 # --------------------------------------------------------------------------- bad input
