@@ -360,6 +360,11 @@ class TablesConfig(_Strict):
                                       "timestamp days) before the newest one read as history, in "
                                       "one grouped query, so the first poll can judge; 0: learn "
                                       "from polls only.")
+    count_min_change_any_day: float | None = Field(
+        0.4, ge=0, description="Row counts' `sensitivity.min_change_any_day`: the smallest "
+                               "relative change that counts while a count's baseline mixes "
+                               "weekdays (a weekend surge is tens of percent); None: "
+                               "`sensitivity.min_change`.")
 
 
 class SourcesConfig(_Strict):

@@ -7,7 +7,10 @@ SQL text: each is a sqlglot identifier, quoted and escaped for the connection's 
 Per table and poll, at most: one query for the columns, one cheap `fingerprint` (row count,
 max timestamp, latest period) that says whether the table changed, and when it did, one
 whole-table query for key uniqueness and one query over the latest period (the whole table
-when there is no period) for null counts and numeric distributions. Population variance is
+when there is no period) for null counts, numeric distributions and duplicate keys within the
+period. On a table's first sampling that last query is `periods_sql` instead: the same
+aggregates grouped by period over the latest few, so the table's own history is read at once.
+Population variance is
 derived from avg(x) and avg(x²), which every SQL dialect has; quantiles are approximate
 where the dialect has such a function, exact (`percentile_cont`) on Postgres, absent elsewhere.
 """
@@ -138,11 +141,18 @@ class Fingerprint:
 
 @dataclass
 class ScopeStats:
-    """Rows, null rates and distributions over the latest period (or the whole table)."""
+    """Rows, null rates, distributions and duplicate keys over one period (or the whole table).
+
+    `duplicates` counts, per key, repeats within the period: a key twice in one day's data.
+    It is left empty when the scope is the whole table, where `duplicates()` says the same.
+    """
 
     rows: int
     null_rates: dict[str, float] = field(default_factory=dict)
     numeric: dict[str, dict[str, float]] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    period: Any = None  # the period's value as the warehouse returned it; None: latest or table
+    max_timestamp: datetime | None = None  # newest timestamp in the period (`periods_sql` only)
     sql: str = ""
 
 
@@ -207,14 +217,33 @@ def keys_sql(plan: Plan, dialect: str) -> str | None:
     """Duplicate count per key over the whole table: non-null values minus distinct ones."""
     if not plan.keys:
         return None
-    select = [exp.Sub(this=exp.Count(this=_col(k)),
-                      expression=exp.Count(this=exp.Distinct(expressions=[_col(k)])))
-              .as_(f"dup_{i}") for i, k in enumerate(plan.keys)]
+    select = [_duplicate_count(k).as_(f"dup_{i}") for i, k in enumerate(plan.keys)]
     return exp.select(*select).from_(plan.relation.table()).sql(dialect=dialect)
 
 
 def scope_sql(plan: Plan, dialect: str) -> str:
-    """Row count, non-null counts and numeric aggregates over the latest period."""
+    """Row count, non-null counts, numeric aggregates and in-period duplicate keys over the
+    latest period."""
+    query = exp.select(*_scope_select(plan, dialect)).from_(plan.relation.table())
+    return _in_latest_period(query, plan).sql(dialect=dialect)
+
+
+def periods_sql(plan: Plan, limit: int, dialect: str) -> str:
+    """`scope_sql`'s aggregates per period, for the latest `limit` periods (newest first), with
+    each period's newest timestamp; rows without a period are left out, as `scope_sql` does."""
+    period = plan.period()
+    if period is None:
+        raise ValueError(f"{plan.relation.label} has no partition or timestamp column")
+    select = [period.copy().as_("scope_period")]
+    if plan.timestamp_column:
+        select.append(_max(_col(plan.timestamp_column)).as_("scope_max_ts"))
+    return (exp.select(*select, *_scope_select(plan, dialect)).from_(plan.relation.table())
+            .where(exp.Not(this=exp.Is(this=period.copy(), expression=exp.null())))
+            .group_by(period.copy()).order_by(exp.Ordered(this=period.copy(), desc=True))
+            .limit(limit).sql(dialect=dialect))
+
+
+def _scope_select(plan: Plan, dialect: str) -> list[exp.Expression]:
     select: list[exp.Expression] = [exp.Count(this=exp.Star()).as_("row_count")]
     select += [exp.Count(this=_col(c)).as_(f"nn_{i}") for i, c in enumerate(plan.null_columns)]
     for i, column in enumerate(plan.numeric_columns):
@@ -225,22 +254,38 @@ def scope_sql(plan: Plan, dialect: str) -> str:
                    exp.Max(this=value.copy()).as_(f"max_{i}")]
         select += [_quantile(value, q, dialect).as_(f"{name}_{i}") for name, q in QUANTILES
                    if _has_quantiles(dialect)]
-    query = exp.select(*select).from_(plan.relation.table())
+    if plan.period() is not None:  # over the whole table, `keys_sql` already counts them
+        select += [_duplicate_count(k).as_(f"pdup_{i}") for i, k in enumerate(plan.keys)]
+    return select
+
+
+def _in_latest_period(query: exp.Select, plan: Plan) -> exp.Select:
     period = plan.period()
-    if period is not None:
-        latest = exp.select(_max(period.copy())).from_(plan.relation.table())
-        query = query.where(exp.EQ(this=period, expression=exp.Subquery(this=latest)))
-    return query.sql(dialect=dialect)
+    if period is None:
+        return query
+    latest = exp.select(_max(period.copy())).from_(plan.relation.table())
+    return query.where(exp.EQ(this=period, expression=exp.Subquery(this=latest)))
 
 
-def duplicates_sql(plan: Plan, key: str, limit: int, dialect: str) -> str:
-    """The most repeated values of a key, with their counts: the sample a signal quotes."""
+def duplicates_sql(plan: Plan, key: str, limit: int, dialect: str, *,
+                   latest_period: bool = False) -> str:
+    """The most repeated values of a key, with their counts: the sample a signal quotes; over
+    the whole table, or the latest period when that is where the key repeats."""
     count = exp.Count(this=exp.Star())
-    return (exp.select(_col(key), count.as_("copies")).from_(plan.relation.table())
-            .where(exp.Not(this=exp.Is(this=_col(key), expression=exp.null())))
-            .group_by(_col(key)).having(exp.GT(this=count.copy(), expression=exp.Literal.number(1)))
+    query = (exp.select(_col(key), count.as_("copies")).from_(plan.relation.table())
+             .where(exp.Not(this=exp.Is(this=_col(key), expression=exp.null()))))
+    if latest_period:
+        query = _in_latest_period(query, plan)
+    return (query.group_by(_col(key))
+            .having(exp.GT(this=count.copy(), expression=exp.Literal.number(1)))
             .order_by(exp.Ordered(this=exp.column("copies"), desc=True)).limit(limit)
             .sql(dialect=dialect))
+
+
+def _duplicate_count(key: str) -> exp.Expression:
+    """Non-null values minus distinct ones: how many rows repeat a key already seen."""
+    return exp.Sub(this=exp.Count(this=_col(key)),
+                   expression=exp.Count(this=exp.Distinct(expressions=[_col(key)])))
 
 
 def _col(name: str) -> exp.Column:
@@ -280,20 +325,39 @@ def duplicates(conn: Connection, plan: Plan, dialect: str) -> tuple[dict[str, in
     return {k: int(v or 0) for k, v in zip(plan.keys, row, strict=True)}, sql
 
 
-def duplicate_sample(conn: Connection, plan: Plan, key: str, limit: int,
-                     dialect: str) -> tuple[list[dict[str, Any]], str]:
-    sql = duplicates_sql(plan, key, limit, dialect)
+def duplicate_sample(conn: Connection, plan: Plan, key: str, limit: int, dialect: str, *,
+                     latest_period: bool = False) -> tuple[list[dict[str, Any]], str]:
+    sql = duplicates_sql(plan, key, limit, dialect, latest_period=latest_period)
     rows = conn.exec_driver_sql(sql).fetchmany(limit)
     return [{"value": _plain(v), "copies": int(n)} for v, n in rows], sql
 
 
 def scope_stats(conn: Connection, plan: Plan, dialect: str) -> ScopeStats:
     sql = scope_sql(plan, dialect)
-    row = conn.exec_driver_sql(sql).one()._mapping
+    return _scope(conn.exec_driver_sql(sql).one()._mapping, plan, sql)
+
+
+def period_stats(conn: Connection, plan: Plan, limit: int, dialect: str) -> list[ScopeStats]:
+    """The latest `limit` periods' statistics, oldest first (see `periods_sql`)."""
+    sql = periods_sql(plan, limit, dialect)
+    found = []
+    for row in conn.exec_driver_sql(sql).fetchall():
+        stats = _scope(row._mapping, plan, sql)
+        stats.period = row._mapping["scope_period"]
+        if "scope_max_ts" in row._mapping:
+            stats.max_timestamp = as_datetime(row._mapping["scope_max_ts"])
+        found.append(stats)
+    return found[::-1]
+
+
+def _scope(row: Any, plan: Plan, sql: str) -> ScopeStats:
     total = int(row["row_count"] or 0)
     stats = ScopeStats(rows=total, sql=sql)
     if total == 0:
         return stats
+    for i, key in enumerate(plan.keys):
+        if f"pdup_{i}" in row:
+            stats.duplicates[key] = int(row[f"pdup_{i}"] or 0)
     for i, column in enumerate(plan.null_columns):
         stats.null_rates[column] = 1 - int(row[f"nn_{i}"] or 0) / total
     for i, column in enumerate(plan.numeric_columns):

@@ -18,13 +18,31 @@ the data when the table has one (so a reloaded partition replaces its own point,
 are the data's), else by the poll. Schema and freshness are checked on every poll: a table
 that stopped changing is exactly when freshness matters.
 
+The first poll. A table sampled for the first time has no history from earlier polls, but
+when it has a period (partition or timestamp day) its history is in the table: one query
+grouped by period reads the newest period and the `backfill_periods` before it. Those are
+replayed through the same checks, oldest first, as if each had been polled, seeding every
+series with points dated by period; their findings are dropped and their points all kept as
+normal (the past as it was is the baseline: a weekend surge is a pattern, not an incident).
+The newest period is then judged against them as any later poll would, never against itself.
+The periods' newest timestamps give the usual interval between updates for freshness. The
+whole table's row count and duplicate keys have no per-period past and are learned from
+polls, as are tables without a period or whose periods are not dates (nothing to date the
+points by). The series keep at most twice the baseline's window, so the cursor stays bounded.
+A period of today (or later) is still filling: it is never history, a drop of its row count
+does not fire (a morning has fewer rows than a day), and it is sampled again once its day is
+over, when its count is final.
+
 What fires (one `table_check` signal per broken check):
 - volume: row count, and rows in the latest period, far from their history (either way);
 - freshness: age of max(timestamp) above `max_age`, or far above the usual interval between
   updates;
 - null rate: above the column's ceiling, or far above its history by at least
   `null_rate_min_delta`;
-- uniqueness: duplicate keys where history had none (or far more than usual);
+- uniqueness: duplicate keys where history had none (or far more than usual), in two senses:
+  across the whole table (what a dbt unique test checks: a key delivered again in a later
+  partition counts) and within the latest period (the same key twice in one day's data, as
+  when a file is loaded twice); one signal per key, with both counts;
 - schema: columns added, removed or retyped since the last snapshot (once; the new schema is
   then the snapshot);
 - distribution: at least two of mean, stddev, p50, p95, min and max of a numeric column far
@@ -277,6 +295,20 @@ def _overlay(table: WatchedTable, monitor: TableMonitorConfig) -> WatchedTable:
 
 
 @dataclass
+class Sample:
+    """One point of every statistic: a period's statistics, with on a live sample the whole
+    table's row count and duplicate keys (a past period replayed from the table has neither)."""
+
+    at: datetime
+    token: str  # the data's period (or fingerprint): part of the dedup key
+    scope: ScopeStats
+    partial: bool = False  # a period of today or later, still filling
+    fingerprint: Fingerprint | None = None
+    duplicates: dict[str, int] = field(default_factory=dict)  # over the whole table
+    duplicates_sql: str = ""
+
+
+@dataclass
 class Finding:
     """One broken check, before it becomes a signal."""
 
@@ -399,26 +431,47 @@ class TableMonitorSource:
         drift = schema_drift(table, state, columns)
         plan = self._plan(table, columns)
         fp = ts.fingerprint(conn, plan, self.dialect)
+        newest = self._backfill(conn, table, plan, state, fp, now)
         findings = drift + freshness(table, state, fp, plan, now, self.config.sensitivity)
         if not self._due(state, fp, now, schema_changed=bool(drift)):
             return findings
-        at = ts.as_datetime(fp.period) or now
-        token = _token(fp)
-        scope = ts.scope_stats(conn, plan, self.dialect)
         dups, dup_sql = ts.duplicates(conn, plan, self.dialect)
-        cfg = self.config
-        findings += volume(table, state, at, token, fp, scope, plan, cfg.sensitivity)
-        findings += null_rates(table, state, at, token, scope, cfg)
-        for key, count in dups.items():
-            finding = uniqueness(table, state, at, token, key, count, dup_sql or "", cfg)
-            if finding and cfg.sample_limit:
-                sample, sample_sql = ts.duplicate_sample(conn, plan, key, cfg.sample_limit,
-                                                         self.dialect)
-                finding.extra.update(sample=sample, sample_sql=sample_sql)
-            findings += [finding] if finding else []
-        findings += distributions(table, state, at, token, scope, cfg)
+        sample = Sample(at=ts.as_datetime(fp.period) or now, token=_token(fp),
+                        scope=newest or ts.scope_stats(conn, plan, self.dialect),
+                        partial=_partial(fp.period, now), fingerprint=fp, duplicates=dups,
+                        duplicates_sql=dup_sql or "")
+        judged = judge_sample(table, state, sample, plan, self.config)
+        for finding in judged:
+            if finding.check == "uniqueness" and finding.column and self.config.sample_limit:
+                values, sql = ts.duplicate_sample(
+                    conn, plan, finding.column, self.config.sample_limit, self.dialect,
+                    latest_period=finding.extra["scope"] == "period")
+                finding.extra.update(sample=values, sample_sql=sql)
         state.fingerprint, state.sampled_at = fp.token(), now
-        return findings
+        return findings + judged
+
+    def _backfill(self, conn: Connection, table: WatchedTable, plan: Plan, state: TableState,
+                  fp: Fingerprint, now: datetime) -> ScopeStats | None:
+        """On a table's first sampling, its recent periods replayed as history (see the module
+        docstring); the newest period's statistics, to be judged. None when there is nothing
+        to replay: sampled before, no period, periods that are not dates, or turned off."""
+        limit = self.config.backfill_periods
+        if state.sampled_at is not None or not limit or plan.period() is None \
+                or ts.as_datetime(fp.period) is None:
+            return None
+        periods = ts.period_stats(conn, plan, limit + 1, self.dialect)
+        dated = [(ts.as_datetime(p.period), p) for p in periods]
+        if not periods or any(at is None for at, _ in dated):
+            return None
+        for at, scope in dated[:-1]:  # the newest is judged, never its own history
+            if at is not None and not _partial(scope.period, now):
+                judge_sample(table, state, Sample(at=at, token=str(scope.period), scope=scope),
+                             plan, self.config)
+        backfill_intervals(state, periods, self.config.sensitivity)
+        for series in state.series.values():  # the past as it was is the baseline, weekends
+            for point in series.points:       # and all: no one was told any of it was wrong
+                point.anomalous = False
+        return periods[-1]
 
     def _plan(self, table: WatchedTable, columns: dict[str, str]) -> Plan:
         """What to compute, names spelled as the warehouse does; missing columns left out."""
@@ -454,6 +507,8 @@ class TableMonitorSource:
         """A new point when the data changed, or the last one is older than `resample_after`."""
         if state.sampled_at is None or schema_changed or state.fingerprint != fp.token():
             return True
+        if _partial(fp.period, state.sampled_at) and not _partial(fp.period, now):
+            return True  # sampled while its day was still filling: its final count is due
         return now - state.sampled_at >= self.config.resample_after
 
     def _signal(self, table: WatchedTable, finding: Finding, now: datetime) -> RawSignal:
@@ -541,31 +596,59 @@ def freshness(table: WatchedTable, state: TableState, fp: Fingerprint, plan: Pla
                     extra={"history": _tail(intervals)})]
 
 
-def volume(table: WatchedTable, state: TableState, at: datetime, token: str,
-           fp: Fingerprint, scope: ScopeStats, plan: Plan,
-           sensitivity: BaselineConfig) -> list[Finding]:
-    """Row count, and rows in the latest period; either way, far from history."""
-    judged = [("rows", "row count", fp.rows, fp.sql)]
+def judge_sample(table: WatchedTable, state: TableState, sample: Sample, plan: Plan,
+                 config: TablesConfig) -> list[Finding]:
+    """Every statistic of one sample judged against its history, then added to it."""
+    findings = volume(table, state, sample, plan, config)
+    findings += null_rates(table, state, sample, config)
+    findings += [f for key in plan.keys if (f := uniqueness(table, state, sample, key, config))]
+    return findings + distributions(table, state, sample, config)
+
+
+def backfill_intervals(state: TableState, periods: list[ScopeStats],
+                       sensitivity: BaselineConfig) -> None:
+    """The usual time between updates, from the newest timestamp of each recent period."""
+    stamps = [p.max_timestamp for p in periods if p.max_timestamp is not None]
+    series = state.series.setdefault("freshness.interval_hours", BatchSeries())
+    for before, after in zip(stamps, stamps[1:], strict=False):
+        if after > before:
+            series.update(after, (after - before).total_seconds() / 3600, sensitivity)
+    if stamps:
+        state.max_timestamp = max(stamps)
+
+
+def volume(table: WatchedTable, state: TableState, sample: Sample, plan: Plan,
+           config: TablesConfig) -> list[Finding]:
+    """Row count, and rows in the latest period; either way, far from history. A period still
+    filling has fewer rows than a whole one: there only a spike of its count fires. Counts
+    follow the week, so until weekdays are learned they need `count_min_change_any_day`."""
+    sensitivity = config.sensitivity.model_copy(
+        update={"min_change_any_day": config.count_min_change_any_day})
+    judged = [("rows", "row count", sample.fingerprint.rows, sample.fingerprint.sql)] \
+        if sample.fingerprint else []
     if plan.period() is not None:
-        judged.append(("period_rows", "rows in latest period", scope.rows, scope.sql))
+        judged.append(("period_rows", "rows in latest period", sample.scope.rows,
+                       sample.scope.sql))
     moved = []
     for stat, label, value, sql in judged:
         series = state.series.setdefault(f"volume.{stat}", BatchSeries())
-        verdict = series.update(at, value, sensitivity)
-        if verdict.anomalous:
+        verdict = series.update(sample.at, value, sensitivity)
+        filling = sample.partial and stat == "period_rows" and verdict.direction == "drop"
+        if verdict.anomalous and not filling:  # a filling period's point stays out of baselines
             moved.append((stat, label, verdict, sql, series))
     if not moved:
         return []
     stat, label, verdict, sql, series = moved[-1]  # the period's count says most
     title = f"{table.display} {label} {verdict.observed:,.0f} (usual {verdict.expected:,.0f})"
     return [Finding("volume", None, title, observed=verdict.observed, expected=verdict.expected,
-                    sql=sql, token=token,
+                    sql=sql, token=sample.token,
                     extra={"statistic": stat, **_verdict(verdict), "history": _tail(series),
                            "moved": [m[0] for m in moved]})]
 
 
-def null_rates(table: WatchedTable, state: TableState, at: datetime, token: str,
-               scope: ScopeStats, config: TablesConfig) -> list[Finding]:
+def null_rates(table: WatchedTable, state: TableState, sample: Sample,
+               config: TablesConfig) -> list[Finding]:
+    scope, at = sample.scope, sample.at
     if scope.rows < config.min_rows:
         return []
     found = []
@@ -583,31 +666,60 @@ def null_rates(table: WatchedTable, state: TableState, at: datetime, token: str,
             else f"ceiling {ceiling:.1%}"
         title = f"{table.display}.{column} null rate {rate:.1%} ({usual})"
         found.append(Finding("null_rate", column, title, observed=rate,
-                             expected=verdict.expected, sql=scope.sql, token=token,
+                             expected=verdict.expected, sql=scope.sql, token=sample.token,
                              extra={"ceiling": ceiling, "rows": scope.rows, **_verdict(verdict),
                                     "history": _tail(series)}))
     return found
 
 
-def uniqueness(table: WatchedTable, state: TableState, at: datetime, token: str, key: str,
-               count: int, sql: str, config: TablesConfig) -> Finding | None:
-    series = state.series.setdefault(f"uniqueness.{key}", BatchSeries())
+def uniqueness(table: WatchedTable, state: TableState, sample: Sample, key: str,
+               config: TablesConfig) -> Finding | None:
+    """Duplicate keys in two senses, each its own series: across the whole table
+    (`uniqueness.KEY`: a state of the table at one moment, learned poll by poll) and within the
+    period (`uniqueness_in_period.KEY`: its past is in the table, so it is backfilled). Both
+    may fire; the one signal of the key then leads with the whole table's count, unless only
+    the period's has a history to compare with (a first poll)."""
+    judged = []
+    if key in sample.duplicates:
+        judged.append(("table", f"uniqueness.{key}", sample.duplicates[key],
+                       sample.duplicates_sql))
+    if key in sample.scope.duplicates:
+        judged.append(("period", f"uniqueness_in_period.{key}", sample.scope.duplicates[key],
+                       sample.scope.sql))
+    fired = []
+    for scope, name, count, sql in judged:
+        series = state.series.setdefault(name, BatchSeries())
+        if verdict := _duplicates_fire(series, sample.at, count, config.sensitivity):
+            fired.append((scope, count, sql, verdict, series))
+    if not fired:
+        return None
+    scope, count, sql, verdict, series = max(fired, key=lambda f: (f[3].history > 0,
+                                                                   f[0] == "table"))
+    usual = verdict.expected if verdict.expected is not None else 0
+    where = " in its latest period" if scope == "period" else ""
+    title = f"{table.display}.{key} has {count:,} duplicate keys{where} (usual {usual:,.0f})"
+    return Finding("uniqueness", key, title, observed=count, expected=usual, sql=sql,
+                   token=sample.token,
+                   extra={"scope": scope, "table_duplicates": sample.duplicates.get(key),
+                          "period_duplicates": sample.scope.duplicates.get(key),
+                          **_verdict(verdict), "history": _tail(series)})
+
+
+def _duplicates_fire(series: BatchSeries, at: datetime, count: int,
+                     sensitivity: BaselineConfig) -> Verdict | None:
+    """The verdict if `count` duplicates fire: some where history had none, or far more."""
     earlier = [p.value for p in series.points if p.at < at]
-    verdict = series.update(at, count, config.sensitivity)
+    verdict = series.update(at, count, sensitivity)
     fires = count > 0 and (not any(earlier) or (verdict.anomalous and verdict.direction == "spike"))
     _settle(series, at, fires)
-    if not fires:
-        return None
-    usual = verdict.expected if verdict.expected is not None else 0
-    title = f"{table.display}.{key} has {count:,} duplicate keys (usual {usual:,.0f})"
-    return Finding("uniqueness", key, title, observed=count, expected=usual, sql=sql, token=token,
-                   extra={**_verdict(verdict), "history": _tail(series)})
+    return verdict if fires else None
 
 
-def distributions(table: WatchedTable, state: TableState, at: datetime, token: str,
-                  scope: ScopeStats, config: TablesConfig) -> list[Finding]:
+def distributions(table: WatchedTable, state: TableState, sample: Sample,
+                  config: TablesConfig) -> list[Finding]:
     """A column fires when at least two of its statistics moved: one alone is mostly sampling
     noise (a p95 of small counts stepping from 1 to 2, one outlier moving the max)."""
+    scope, at = sample.scope, sample.at
     if scope.rows < config.min_rows:
         return []
     found = []
@@ -627,7 +739,8 @@ def distributions(table: WatchedTable, state: TableState, at: datetime, token: s
                  f"(usual {_number(first.expected)})")
         found.append(Finding(
             "distribution", column, title, observed=stats,
-            expected={s: v.expected for s, v in moved.items()}, sql=scope.sql, token=token,
+            expected={s: v.expected for s, v in moved.items()}, sql=scope.sql,
+            token=sample.token,
             extra={"moved": {s: _verdict(v) for s, v in moved.items()},
                    "history": _tail(judged[stat][0])}))
     return found
@@ -649,6 +762,12 @@ def _settle(series: BatchSeries, at: datetime, fired: bool) -> None:
     for point in series.points:
         if point.at == at and not fired:
             point.anomalous = False
+
+
+def _partial(period: Any, now: datetime) -> bool:
+    """A period of today or later is still filling; one that is not a date cannot tell."""
+    start = ts.as_datetime(period)
+    return start is not None and start.date() >= now.date()
 
 
 def _polled(state: TablesCursor, table: WatchedTable) -> datetime:

@@ -277,6 +277,186 @@ def test_freshness_against_history_without_a_limit(tmp_path: Path) -> None:
     assert [p["value"] for p in signal.detail["history"]] == [24.0] * 5
 
 
+# --------------------------------------------------------------------------- the first poll
+
+HISTORY = [Day(START + timedelta(days=n)) for n in range(6)]
+
+
+def first_poll(warehouse: DuckWarehouse, days: list[Day], *monitors: TableMonitorConfig,
+               **config: Any) -> tuple[list[RawSignal], Poller]:
+    """Days loaded with no poll in between, then one poll of a fresh source the next night."""
+    for d in days:
+        warehouse.load(d)
+    clock = Clock()
+    clock.at_day(days[-1].day)
+    poller = Poller(make_source(warehouse.url, clock, *monitors, **config), clock)
+    return poller.poll(), poller
+
+
+def partition_dates(points: list[dict[str, Any]]) -> list[str]:
+    return [p["at"][:10] for p in points]
+
+
+@pytest.mark.parametrize(("fault", "check"), [
+    (Day(FAULT_DAY, rows=80), ("volume", None)),
+    (Day(FAULT_DAY, null_customers=0.3), ("null_rate", "customer id")),
+    (Day(FAULT_DAY, duplicates=30), ("uniqueness", "order_id")),
+    (Day(FAULT_DAY, scale=100), ("distribution", "amount")),
+])
+def test_first_poll_judges_the_latest_partition_by_the_tables_history(
+        warehouse: DuckWarehouse, fault: Day, check: tuple[str, str | None]) -> None:
+    signals, _ = first_poll(warehouse, [*HISTORY, fault])
+    signal = checks(signals)[check]
+    assert signal.dedup_key.endswith(f":{FAULT_DAY}")
+    assert partition_dates(signal.detail["history"]) == [
+        str(START + timedelta(days=n)) for n in range(7)]  # six partitions, then the judged one
+    assert 'GROUP BY "_partition_date" ORDER BY "_partition_date" DESC LIMIT 29' in \
+        signal.detail["sql"]
+
+
+def test_first_poll_duplicates_lead_with_the_partition_that_has_a_history(
+        warehouse: DuckWarehouse) -> None:
+    signals, _ = first_poll(warehouse, [*HISTORY, Day(FAULT_DAY, duplicates=30)])
+    signal = checks(signals)["uniqueness", "order_id"]
+    assert signal.title == "raw.or ders.order_id has 30 duplicate keys in its latest period " \
+                           "(usual 0)"
+    assert signal.detail["scope"] == "period" and signal.detail["table_duplicates"] == 30
+    assert '"_partition_date" = (SELECT MAX(' in signal.detail["sample_sql"]
+    assert len(signal.detail["sample"]) == 5
+
+
+def test_first_poll_of_a_healthy_table_is_quiet_and_later_polls_go_on(
+        warehouse: DuckWarehouse) -> None:
+    signals, poller = first_poll(warehouse, [*HISTORY, Day(FAULT_DAY)])
+    assert signals == []
+    series = poller.cursor["tables"]["raw.or ders"]["series"]
+    assert partition_dates(series["volume.period_rows"]["points"]) == [
+        str(START + timedelta(days=n)) for n in range(7)]
+    for name in ("null_rate.customer id", "uniqueness_in_period.order_id",
+                 "distribution.amount.p95"):
+        assert len(series[name]["points"]) == 7, name
+    assert [p["value"] for p in series["freshness.interval_hours"]["points"]] == [24.0] * 6
+    # The whole table's count and duplicates have no past per partition: learned from polls.
+    assert len(series["volume.rows"]["points"]) == len(series["uniqueness.order_id"]["points"]) == 1
+    assert poller.poll() == []  # the same data again: nothing new
+    got = checks(poller.day(warehouse, Day(FAULT_DAY + timedelta(days=1), null_customers=0.3)))
+    assert list(got) == [("null_rate", "customer id")]
+
+
+def test_history_is_read_in_one_grouped_query(warehouse: DuckWarehouse) -> None:
+    for d in [*HISTORY, Day(FAULT_DAY)]:
+        warehouse.load(d)
+    clock = Clock()
+    clock.at_day(FAULT_DAY)
+    poller = Poller(make_source(warehouse.url, clock, backfill_periods=3), clock)
+    statements: list[str] = []
+    event.listen(poller.source._get_engine(), "before_cursor_execute",
+                 lambda conn, cursor, sql, *rest: statements.append(sql))
+    assert poller.poll() == []
+    assert len(statements) == 4  # schema, fingerprint, periods, whole-table keys: as a live poll
+    (grouped,) = [s for s in statements if "GROUP BY" in s]
+    assert grouped.endswith("LIMIT 4") and "COUNT(DISTINCT" in grouped
+    series = poller.cursor["tables"]["raw.or ders"]["series"]
+    assert partition_dates(series["volume.period_rows"]["points"]) == [
+        str(FAULT_DAY - timedelta(days=n)) for n in (3, 2, 1, 0)]
+
+
+def test_the_latest_partition_is_not_its_own_history(tmp_path: Path) -> None:
+    """With `min_history` 3, three earlier partitions judge the fourth; two do not, though the
+    table has three partitions counting the one judged."""
+    short = DuckWarehouse(tmp_path / "short.duckdb")
+    signals, _ = first_poll(short, [*HISTORY[:2], Day(FAULT_DAY, rows=80)])
+    assert signals == []
+    signals, _ = first_poll(DuckWarehouse(tmp_path / "long.duckdb"),
+                            [*HISTORY[:3], Day(FAULT_DAY, rows=80)])
+    assert list(checks(signals)) == [("volume", None)]
+
+
+def test_a_weekend_surge_is_no_volume_change_before_weekdays_are_learned(
+        tmp_path: Path) -> None:
+    """Monday to Friday, then a Saturday with a quarter more rows: with no Saturday in the
+    history, a count needs `count_min_change_any_day` (40%) to fire."""
+    week = [*HISTORY[:5], Day(START + timedelta(days=5), rows=255)]
+    signals, _ = first_poll(DuckWarehouse(tmp_path / "a.duckdb"), week)
+    assert signals == []
+    signals, _ = first_poll(DuckWarehouse(tmp_path / "b.duckdb"), week,
+                            count_min_change_any_day=None)
+    assert [s.detail["check"] for s in signals] == ["volume"]
+
+
+def test_todays_partition_is_still_filling(warehouse: DuckWarehouse) -> None:
+    """Today's partition at noon has a morning's rows: no drop until its day is over, when the
+    same data is judged again; a spike fires at once."""
+    for d in [*HISTORY, Day(FAULT_DAY, rows=60)]:
+        warehouse.load(d)
+    noon = datetime.combine(FAULT_DAY, datetime.min.time(), UTC) + timedelta(hours=12)
+    clock = Clock()
+    clock.now = noon
+    poller = Poller(make_source(warehouse.url, clock), clock)
+    assert poller.poll() == []
+    clock.now += timedelta(minutes=5)
+    assert poller.poll() == []  # still today, data unchanged: not sampled again
+    clock.at_day(FAULT_DAY)  # past midnight
+    (signal,) = poller.poll()
+    assert signal.detail["statistic"] == "period_rows" and signal.detail["change"] < -0.5
+
+    spike = DuckWarehouse(warehouse.path.with_name("spike.duckdb"))
+    for d in [*HISTORY, Day(FAULT_DAY, rows=600)]:
+        spike.load(d)
+    at_noon = Clock()
+    at_noon.now = noon
+    signals, _ = make_source(spike.url, at_noon).poll()
+    assert [s.detail["check"] for s in signals] == ["volume"]
+
+
+def test_duplicates_across_the_table_and_within_a_period_are_kept_apart() -> None:
+    """A daily snapshot repeats yesterday's keys across the table every day, by design: that
+    count is steady. A key twice within one day's partition is the delivery loaded twice."""
+    from bot.sources.table_stats import ScopeStats, duplicates_sql
+    from bot.sources.tables import Sample, TableState, WatchedTable, uniqueness
+
+    table = WatchedTable(relation=Relation("snap", "raw"), asset="table:raw.snap",
+                         display="raw.snap")
+    state, config = TableState(), TablesConfig(sensitivity=SENSITIVE)
+
+    def judge(n: int, whole: int, in_period: int) -> Any:
+        at = datetime.combine(START + timedelta(days=n), datetime.min.time(), UTC)
+        sample = Sample(at=at, token=str(at.date()), duplicates={"id": whole},
+                        duplicates_sql="whole", scope=ScopeStats(
+                            rows=300, duplicates={"id": in_period}, sql="period"))
+        return uniqueness(table, state, sample, "id", config)
+
+    assert judge(0, 500, 0).extra["scope"] == "table"  # first sight of a duplicated key
+    assert [judge(n, 500, 0) for n in range(1, 5)] == [None] * 4
+    in_period = judge(5, 510, 10)
+    assert in_period.title == "raw.snap.id has 10 duplicate keys in its latest period (usual 0)"
+    assert in_period.sql == "period"
+    assert (in_period.extra["table_duplicates"], in_period.extra["period_duplicates"]) == (510, 10)
+    whole = judge(6, 1500, 0)
+    assert whole.extra["scope"] == "table" and whole.observed == 1500 and whole.sql == "whole"
+
+    plan = Plan(Relation("snap", "raw"), partition_column="ds", keys=("id",))
+    assert 'WHERE NOT "id" IS NULL AND "ds" = (SELECT MAX("ds") FROM "raw"."snap")' in \
+        duplicates_sql(plan, "id", 5, "duckdb", latest_period=True)
+
+
+def test_backfill_periods_config(tmp_path: Path, warehouse: DuckWarehouse) -> None:
+    assert TablesConfig().backfill_periods == 28
+    assert TablesConfig().count_min_change_any_day == 0.4
+    config = tmp_path / "sleuth.yaml"
+    config.write_text("sources: {tables: {backfill_periods: -1}}")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert {p.key for p in err.value.problems} == {"sources.tables.backfill_periods"}
+    config.write_text("sources: {tables: {backfill_periods: 0}}")
+    assert load_settings(config).sources.tables.backfill_periods == 0
+    signals, poller = first_poll(warehouse, [*HISTORY, Day(FAULT_DAY, rows=80)],
+                                 backfill_periods=0)  # off: learn from polls, as before
+    assert signals == []
+    assert len(poller.cursor["tables"]["raw.or ders"]["series"]["volume.period_rows"][
+        "points"]) == 1
+
+
 # --------------------------------------------------------------------------- safety
 
 
@@ -449,6 +629,9 @@ def test_sqlite_warehouse(tmp_path: Path) -> None:
                         ("distribution", "amount")}
     assert "APPROX_QUANTILE" not in got["distribution", "amount"].detail["sql"]
     assert set(got["distribution", "amount"].detail["moved"]) >= {"mean", "stddev", "max"}
+    fresh = make_source(f"sqlite:///{path}", clock, orders_monitor(table='"or ders"'))
+    first, _ = fresh.poll()  # text partitions: the table's history read from the table too
+    assert set(checks(first)) == set(got)
 
 
 def test_tables_config_from_yaml(tmp_path: Path) -> None:
@@ -577,6 +760,7 @@ DEMO_FAULTS = ("null_customer_ids", "schema_change", "duplicate_delivery", "amou
 class DemoPolls:
     healthy: list[list[RawSignal]]  # one poll after each healthy day
     faults: dict[str, list[RawSignal]]  # one poll after each scenario's fault day
+    first: dict[str, list[RawSignal]]  # one poll of a fresh source: "healthy", each scenario
     lineage: Any
 
 
@@ -586,7 +770,9 @@ def demo_polls(demo_platform: tuple[Any, Path]) -> DemoPolls:
 
     The healthy history is the session's (DEMO_DAYS days, saved to its cache so the other demo
     tests restore it); three days are too few for the default `min_history` of 5, so the
-    baseline here learns from 2. Each scenario starts from the cursor of the last healthy day.
+    baseline here learns from 2. Each scenario starts from the cursor of the last healthy day,
+    and is also polled once by a fresh source (no cursor), as is the healthy history alone.
+    flaky_network's fault day is healthy data: its fresh poll is a healthy first poll.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -597,10 +783,19 @@ def demo_polls(demo_platform: tuple[Any, Path]) -> DemoPolls:
 
     paths, cache = demo_platform
     clock = Clock()
-    source = TableMonitorSource(
-        "tables", f"duckdb:///{paths.warehouse}",
-        TablesConfig(sensitivity=BaselineConfig(min_history=2)),
-        manifest_path=paths.dbt_target / "manifest.json", clock=clock)
+    config = TablesConfig(sensitivity=BaselineConfig(min_history=2))
+
+    def make(clock: Clock) -> TableMonitorSource:
+        return TableMonitorSource("tables", f"duckdb:///{paths.warehouse}", config,
+                                  manifest_path=paths.dbt_target / "manifest.json", clock=clock)
+
+    def fresh_poll(now: datetime) -> list[RawSignal]:
+        fresh_clock = Clock()
+        fresh_clock.now = now
+        signals, _ = make(fresh_clock).poll()
+        return signals
+
+    source = make(clock)
     poller = Poller(source, clock)
 
     def after_day(day: Any) -> None:  # as if polled an hour after each nightly run
@@ -609,19 +804,22 @@ def demo_polls(demo_platform: tuple[Any, Path]) -> DemoPolls:
         poller.poll()
 
     history_days, _ = timeline(DEMO_DAYS)
-    faults = {}
+    faults, first = {}, {}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
         quiet = Progress(console=Console(quiet=True))
         history = build_history(paths, history_days, DEMO_SEED, quiet, after_day=after_day)
         save_history(paths, cache, history_days, DEMO_SEED, history)
         healthy_cursor = poller.cursor
-        for name in DEMO_FAULTS:
+        first["healthy"] = fresh_poll(clock.now)  # as of just after the last healthy run
+        for name in (*DEMO_FAULTS, "flaky_network"):
             run_scenario(get_scenario(name), paths=paths, days=DEMO_DAYS, seed=DEMO_SEED,
                          cache=cache)
             clock.now = datetime.now(UTC)
             faults[name], _ = source.poll(healthy_cursor)
-    return DemoPolls(healthy=poller.polls, faults=faults, lineage=source.project().lineage)
+            first[name] = fresh_poll(clock.now)
+    return DemoPolls(healthy=poller.polls, faults=faults, first=first,
+                     lineage=source.project().lineage)
 
 
 def demo_checks(polls: DemoPolls, scenario: str) -> set[tuple[str, str, str | None]]:
@@ -671,9 +869,13 @@ def test_demo_null_customer_ids_is_a_null_rate_on_stg_shop_orders(demo_polls: De
 def test_demo_schema_change_leaves_the_raw_table_stale(demo_polls: DemoPolls) -> None:
     # The loader selects the columns its config lists and fails on the renamed one, so no
     # table's schema changes: what the warehouse shows is a raw table that stopped loading.
-    assert demo_checks(demo_polls, "schema_change") == {
-        ("freshness", source_id("shop.orders"), "_loaded_at")}
-    (signal,) = demo_polls.faults["schema_change"]
+    # Its staging view stops with it, and is late too once the day is far enough along.
+    got = demo_checks(demo_polls, "schema_change")
+    assert ("freshness", source_id("shop.orders"), "_loaded_at") in got
+    assert got <= {("freshness", source_id("shop.orders"), "_loaded_at"),
+                   ("freshness", model("stg_shop__orders"), "_loaded_at")}
+    signal = next(s for s in demo_polls.faults["schema_change"]
+                  if s.asset == source_id("shop.orders"))
     assert signal.detail["expected"] == "at most 18.0h"  # the source's dbt error_after
 
 
@@ -707,3 +909,52 @@ def test_demo_loader_filter_change_drops_the_orders_volume(demo_polls: DemoPolls
         ("volume", source_id("shop.orders"), None), ("volume", model("stg_shop__orders"), None)}
     for signal in demo_polls.faults["loader_filter_change"]:
         assert signal.detail["change"] < -0.3 and "rows in latest period" in signal.title
+
+
+# The first poll of a fresh source, with no cursor: each fault is found from the tables' own
+# history, as a source polled after every healthy day finds it; only the marts, which have no
+# partition or timestamp column, still have their history to learn.
+FIRST_POLL_FINDS = {
+    "null_customer_ids": ("null_rate", model("stg_shop__orders"), "customer_id"),
+    "duplicate_delivery": ("uniqueness", model("stg_marketing__events"), "event_id"),
+    "amounts_in_cents": ("distribution", source_id("payments.payments"), "amount"),
+    "loader_filter_change": ("volume", source_id("shop.orders"), None),
+}
+
+
+def first_checks(polls: DemoPolls, when: str) -> set[tuple[str, str, str | None]]:
+    return {(s.detail["check"], s.asset, s.detail["column"]) for s in polls.first[when]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", FIRST_POLL_FINDS)
+def test_demo_first_poll_finds_the_fault_from_the_tables_history(demo_polls: DemoPolls,
+                                                                 scenario: str) -> None:
+    from tests.conftest import DEMO_DAYS
+
+    got = first_checks(demo_polls, scenario)
+    assert FIRST_POLL_FINDS[scenario] in got
+    polled_daily = demo_checks(demo_polls, scenario)
+    marts = tuple(model(prefix) for prefix in ("int_", "fct_", "dim_"))
+    assert got == {c for c in polled_daily if not c[1].startswith(marts)}
+    for signal in demo_polls.first[scenario]:
+        if signal.detail["check"] != "freshness":  # judged against the earlier partitions
+            assert len(signal.detail["history"]) == DEMO_DAYS + 1
+
+
+@pytest.mark.slow
+def test_demo_first_poll_sees_both_sides_of_the_duplicate_delivery(demo_polls: DemoPolls) -> None:
+    signals = {(s.detail["check"], s.asset): s for s in demo_polls.first["duplicate_delivery"]}
+    unique = signals["uniqueness", model("stg_marketing__events")]
+    assert unique.detail["scope"] == "period"  # the partition has a history; the table none yet
+    assert unique.detail["period_duplicates"] == unique.detail["table_duplicates"] > 0
+    volume = signals["volume", source_id("marketing.events")]
+    assert volume.detail["statistic"] == "period_rows" and volume.detail["change"] > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["healthy", "flaky_network"])
+def test_demo_first_poll_of_a_healthy_day_is_quiet(demo_polls: DemoPolls, when: str) -> None:
+    """Weekends included: with no same weekday in three days of history, a weekend's surge of
+    rows stays under `count_min_change_any_day`."""
+    assert [s.title for s in demo_polls.first[when]] == []
