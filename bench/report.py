@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 # The benchmarks `python -m bench all` and `make bench` run, in this order.
-BENCHMARKS: tuple[str, ...] = ("demo", "loghub", "throughput", "nab", "similarity", "grouping")
+BENCHMARKS: tuple[str, ...] = ("demo", "loghub", "throughput", "nab", "similarity", "grouping",
+                               "investigate")
 
 
 class Result(BaseModel):

@@ -31,8 +31,11 @@ app = typer.Typer(help="Sleuth: a Slack-first on-call agent for data pipelines."
 config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
 demo_app = typer.Typer(help="The bundled demo data platform and its fault scenarios.",
                        no_args_is_help=True)
+evals_app = typer.Typer(help="Evals: investigations scored against the demo's ground truth.",
+                        no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(demo_app, name="demo")
+app.add_typer(evals_app, name="evals")
 
 
 @app.callback()
@@ -97,8 +100,11 @@ def demo_run(
         "--days", min=1, max=60, help="Healthy days before the fault (default: demo.days).")] = None,
     seed: Annotated[int | None, typer.Option(
         "--seed", help="Seed of the data generator (default: demo.seed).")] = None,
+    investigate: Annotated[bool, typer.Option(
+        "--investigate/--no-investigate", help="Investigate each issue intake opens.")] = True,
 ) -> None:
-    """Build the healthy history, inject a scenario, run it, and show what broke."""
+    """Build the healthy history, inject a scenario, run it, show what broke, file it into
+    issues, and investigate each one."""
     from bot.demo.platform import run_scenario
     from bot.demo.scenarios import get_scenario
     from bot.demo.views import outcome_panel
@@ -110,13 +116,31 @@ def demo_run(
                            seed=settings.demo.seed if seed is None else seed,
                            cache=settings.home / "demo" / "cache", console=console)
     console.print(outcome_panel(outcome))
-    _demo_intake(settings, chosen.truth.expected_issues)
+    opened = _demo_intake(settings, chosen.truth.expected_issues)
+    if investigate:
+        _demo_investigate(settings, opened)
     console.print("[dim]Other scenarios: `sleuth demo scenarios`; inject one with "
                   "`sleuth demo run --scenario NAME`. `sleuth signals`, `sleuth issues` "
                   "show what intake stored.[/dim]")
 
 
-def _demo_intake(settings: Settings, expected: int) -> None:
+def _demo_investigate(settings: Settings, issue_ids: list[int]) -> None:
+    """Investigate each opened issue as Sleuth would in its Slack thread (until the Slack app
+    lands, the thread is this terminal): the live trace, then the report."""
+    from rich.markdown import Markdown
+
+    from bot.investigate import investigate_issue
+
+    engine = _engine(settings)
+    for issue_id in issue_ids:
+        console.rule(f"investigating issue #{issue_id}")
+        done = investigate_issue(settings, engine, issue_id, console=console)
+        console.print(Markdown(done.result.report.to_markdown()))
+        console.print(f"[dim]{done.policy} · case file: {done.case_paths[0]} and .json · "
+                      f"{done.seconds:.1f} s[/dim]", highlight=False)
+
+
+def _demo_intake(settings: Settings, expected: int) -> list[int]:
     """Run intake once over the fresh platform: what each source saw, what the noise filter
     dropped and why, and the issues opened, against the scenario's expected count."""
     from bot.intake.runtime import build_poller, reset_intake
@@ -137,6 +161,7 @@ def _demo_intake(settings: Settings, expected: int) -> None:
     console.print(issues_table(opened, "Issues opened"))
     mark = "[green]✓[/green]" if len(opened) == expected else "[red]✗[/red]"
     console.print(f"{mark} {len(opened)} issue(s) opened; the scenario expects {expected}")
+    return sorted(i.id for i in opened if i.id is not None)
 
 
 def _engine(settings: Settings):  # noqa: ANN202 - sqlalchemy Engine, imported late
@@ -231,6 +256,75 @@ def issues(
         print(json.dumps([issue_data(i) for i in found], indent=2))
     else:
         console.print(issues_table(found, "Issues" if everything else "Open issues"))
+
+
+@app.command("investigate")
+def investigate_cmd(
+    ctx: typer.Context,
+    question: Annotated[str | None, typer.Argument(
+        help="A free-text question, when neither --scenario nor --issue is given.",
+        show_default=False)] = None,
+    scenario: Annotated[str | None, typer.Option(
+        "--scenario", "-s", help="Run a demo scenario and intake, then investigate the issue "
+                                 "it opened.")] = None,
+    issue: Annotated[int | None, typer.Option("--issue", "-i", help="A stored issue's id.")]
+        = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON only.")]
+        = False,
+) -> None:
+    """Investigate an issue, a demo scenario or a question: the live trace, then the report.
+
+    Without API keys the deterministic offline policy investigates, and says so. The case
+    file is written to <home>/cases/<id>.md and .json.
+    """
+    from rich.markdown import Markdown
+
+    from bot.investigate import investigate_issue, investigate_question, investigate_scenario
+
+    if sum(x is not None for x in (question, scenario, issue)) != 1:
+        raise SleuthError("give one of --scenario NAME, --issue ID or a question in quotes")
+    settings = settings_of(ctx)  # unfilled: a scenario resets the demo's default store
+    engine = _engine(settings)
+    live = None if as_json else console
+    if scenario is not None:
+        done = investigate_scenario(settings, engine, scenario, console=live)
+        if not done:
+            err_console.print(f"scenario {scenario} opened no issue: nothing to investigate")
+            return
+    elif issue is not None:
+        done = [investigate_issue(settings, engine, issue, console=live)]
+    else:
+        done = [investigate_question(settings, engine, question or "", console=live)]
+    if as_json:
+        reports = [d.result.report.model_dump(mode="json") for d in done]
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        return
+    for d in done:
+        console.rule(f"investigation {d.id} · {d.policy}")
+        console.print(Markdown(d.result.report.to_markdown()))
+        console.print(f"[dim]case file: {d.case_paths[0]} and .json · {d.seconds:.1f} s[/dim]",
+                      highlight=False)
+
+
+@evals_app.command("run")
+def evals_run(
+    ctx: typer.Context,
+    policy: Annotated[str, typer.Option(
+        "--policy", help="offline (the deterministic policy) or live (the configured models).")
+        ] = "offline",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run every demo scenario end to end and score each report against ground truth."""
+    from evals.investigations import run_evals, table
+
+    if policy not in ("offline", "live"):
+        raise SleuthError(f"--policy is offline or live, not {policy!r}")
+    run = run_evals(settings_of(ctx), policy=policy,  # type: ignore[arg-type]
+                    console=None if as_json else err_console)
+    if as_json:
+        print(run.model_dump_json(indent=2))
+    else:
+        console.print(table(run))
 
 
 @app.command("workspace")

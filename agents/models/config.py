@@ -101,6 +101,7 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "gemini-2.5-flash-lite": {"input": 0.10, "output": 0.40, "cache_read": 0.01},
     "gemini-2.5-flash": {"input": 0.30, "output": 2.50, "cache_read": 0.03},
     "gemini-embedding-001": {"input": 0.15, "output": 0.0},
+    "offline-policy": {"input": 0.0, "output": 0.0},  # the deterministic playbook costs nothing
 }
 
 
