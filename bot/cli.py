@@ -36,6 +36,9 @@ evals_app = typer.Typer(help="Evals: investigations scored against the demo's gr
 app.add_typer(config_app, name="config")
 app.add_typer(demo_app, name="demo")
 app.add_typer(evals_app, name="evals")
+case_app = typer.Typer(help="Case files: what an investigation did and cited.",
+                       no_args_is_help=True)
+app.add_typer(case_app, name="case")
 
 
 @app.callback()
@@ -304,6 +307,44 @@ def investigate_cmd(
         console.print(Markdown(d.result.report.to_markdown()))
         console.print(f"[dim]case file: {d.case_paths[0]} and .json · {d.seconds:.1f} s[/dim]",
                       highlight=False)
+
+
+@case_app.command("verify")
+def case_verify(
+    ctx: typer.Context,
+    investigation: Annotated[int, typer.Argument(help="The investigation's id (its case file).")],
+) -> None:
+    """Re-resolve every citation of a case: re-run each query, re-read each log line and
+    code blob; exit 1 if any no longer holds."""
+    from sqlmodel import Session
+
+    from agents.casefile import CaseFile
+    from bot.casecheck import verify_case
+    from bot.world import build_world
+
+    settings = settings_of(ctx).with_defaults()
+    with Session(_engine(settings)) as session:
+        row = session.exec(select_case(investigation)).first()
+    if row is None:
+        raise SleuthError(f"no case file for investigation {investigation} "
+                          "(`sleuth investigate` writes one)")
+    checks = verify_case(CaseFile.model_validate(row.body), build_world(settings))
+    style = {"holds": "green", "changed": "yellow", "broken": "red", "unchecked": "dim"}
+    for check in checks:
+        console.print(f"[{style[check.verdict]}]{check.verdict:9}[/] {check.citation.kind:6} "
+                      f"{check.citation.reference} — {check.note}", highlight=False)
+    failed = [c for c in checks if c.verdict in ("changed", "broken")]
+    console.print(f"{len(checks) - len(failed)} of {len(checks)} citation(s) hold")
+    if failed:
+        raise typer.Exit(1)
+
+
+def select_case(investigation: int):  # noqa: ANN201 - a sqlmodel select
+    from sqlmodel import select
+
+    from bot.store.models import CaseFile as CaseRow
+
+    return select(CaseRow).where(CaseRow.investigation_id == investigation)
 
 
 @evals_app.command("run")

@@ -18,9 +18,8 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
 
-from agents.casefile import CaseFile
-from agents.report import Citation, Report
-from agents.tools.sql_guard import guard_sql
+from agents.report import Report
+from bot.casecheck import check_citation
 from bot.config import Settings, StoreConfig
 from bot.demo.scenarios import SCENARIOS, Scenario
 from bot.demo.truth import GroundTruth
@@ -78,9 +77,9 @@ def score(scenario: Scenario, done: list[Investigated], verify: World | None) ->
         same_node(r.root_cause.node, c.node) and r.root_cause.category == c.category
         for r in reports)]
     precision, recall = _overlap(reports, truth)
-    checked = [(c, _verify(c, d.result.case_file, verify)) for d in done
+    checked = [check_citation(c, d.result.case_file, verify) for d in done
                for c in d.result.report.citations()] if verify else []
-    known = [ok for _, ok in checked if ok is not None]
+    known = [c.verdict == "holds" for c in checked if c.verdict != "unchecked"]
     steps = [d.result.case_file.steps for d in done]
     return Row(
         scenario=scenario.name, issues=len(done), expected_issues=truth.expected_issues,
@@ -109,36 +108,6 @@ def _overlap(reports: list[Report], truth: GroundTruth) -> tuple[float | None, f
     recall = len({w for w in wanted if any(same_node(a, w) for a in said)}) / len(wanted) \
         if wanted else None
     return precision, recall
-
-
-def _verify(citation: Citation, case: CaseFile, world: World | None) -> bool | None:
-    """Does the citation hold in the world? None for kinds not checked here."""
-    if world is None:
-        return None
-    ref = citation.reference
-    try:
-        if citation.kind == "sql":
-            query = next((q for q in case.queries if q.reference == ref), None)
-            if query is None:
-                return False
-            guarded = guard_sql(query.sql, dialect=world.warehouse.dialect, row_limit=10)
-            world.warehouse.run(guarded, 30)
-            return True
-        if citation.kind == "code":
-            if world.code is None:
-                return False
-            path, _, rest = ref.partition("@")
-            world.code.read(path, rest.split("#")[0])
-            return True
-        if citation.kind == "log":
-            file, _, lines = ref.rpartition("#L")
-            start, _, end = lines.partition("-L")
-            return bool(world.logs.read(file, int(start), int(end or start)))
-        if citation.kind == "map":
-            return world.map.node(ref.removeprefix("map:")) is not None
-    except Exception:  # a citation that does not resolve is the finding, not a crash
-        return False
-    return None
 
 
 # ---------------------------------------------------------------- running

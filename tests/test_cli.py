@@ -82,3 +82,9 @@ def test_run_once_before_any_platform_says_what_is_missing_and_opens_nothing() -
     issues = sleuth("issues", "--json")
     assert issues.returncode == 0 and json.loads(issues.stdout) == []
     assert json.loads(sleuth("signals", "--filtered", "--json").stdout) == []
+
+
+def test_case_verify_of_an_unknown_investigation_is_one_clean_line() -> None:
+    result = sleuth("case", "verify", "99")
+    assert result.returncode == 2
+    assert "no case file for investigation 99" in result.stderr and "Traceback" not in result.stderr

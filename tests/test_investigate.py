@@ -13,9 +13,11 @@ from agents.casefile import CaseFile as CaseFileModel
 from bot.config import DemoConfig, Settings, StoreConfig
 from bot.demo.paths import PlatformPaths
 from bot.demo.scenarios import get_scenario
+from bot.casecheck import check_citation, verify_case
 from bot.investigate import investigate_question, investigate_scenario
 from bot.store import open_store
 from bot.store.models import CaseFile, Investigation, Report, TraceStep
+from bot.world import build_world
 from evals.investigations import same_node
 
 from tests.conftest import DEMO_DAYS, DEMO_SEED
@@ -56,6 +58,12 @@ def test_the_offline_policy_finds_the_renamed_column(
     case = CaseFileModel.from_json(js.read_text())
     assert case.report == report and case.steps
     assert case.unresolved_citations() == []
+    # `sleuth case verify`: every citation re-resolves against the platform as it is now
+    checks = verify_case(case, build_world(settings))
+    assert checks and all(c.verdict == "holds" for c in checks), checks
+    # …and one that no longer holds is reported, not raised
+    bad = case.report.citations()[0].model_copy(update={"excerpt": "a line never logged"})
+    assert check_citation(bad, case, build_world(settings)).verdict in ("changed", "broken")
 
     # a question about what just broke finds the same node
     asked = investigate_question(settings, engine, "why did load_shop_orders fail?")

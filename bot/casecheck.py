@@ -1,0 +1,95 @@
+"""Re-resolving a case file's citations against the world as it is now (`sleuth case verify`).
+
+Each citation of the report is checked where it points: a query is guarded and run again
+and its rows compared with the sample recorded; a log citation's lines are read again and
+must still hold the excerpt; a code citation's file is opened at its commit and must hold
+the excerpt; a map citation's node must still exist. A citation that no longer holds is a
+finding for the human reading the case, not a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from agents.casefile import CaseFile
+from agents.report import Citation
+from agents.tools.sql_guard import guard_sql
+from bot.world import World
+
+Verdict = Literal["holds", "changed", "broken", "unchecked"]
+
+
+class CitationCheck(BaseModel):
+    citation: Citation
+    verdict: Verdict
+    note: str
+
+
+def verify_case(case: CaseFile, world: World) -> list[CitationCheck]:
+    """Every citation of the case's report, checked; see the module docstring."""
+    citations = case.report.citations() if case.report is not None else []
+    return [check_citation(c, case, world) for c in citations]
+
+
+def check_citation(citation: Citation, case: CaseFile, world: World) -> CitationCheck:
+    try:
+        verdict, note = _CHECKS.get(citation.kind, _unchecked)(citation, case, world)
+    except Exception as exc:  # a citation that does not resolve is what the check reports
+        verdict, note = "broken", f"{type(exc).__name__}: {exc}"
+    return CitationCheck(citation=citation, verdict=verdict, note=note)
+
+
+def _sql(citation: Citation, case: CaseFile, world: World) -> tuple[Verdict, str]:
+    query = next((q for q in case.queries if q.reference == citation.reference), None)
+    if query is None:
+        return "broken", "the case file holds no query with this id"
+    guarded = guard_sql(query.sql, dialect=world.warehouse.dialect,
+                        row_limit=max(len(query.sample), 1))
+    result = world.warehouse.run(guarded, 30)
+    if [list(r) for r in result.rows] == [list(r) for r in query.sample]:
+        return "holds", f"re-ran: {result.row_count} row(s), as recorded"
+    return "changed", f"re-ran: the rows differ from the {len(query.sample)} recorded"
+
+
+def _log(citation: Citation, case: CaseFile, world: World) -> tuple[Verdict, str]:
+    file, _, lines = citation.reference.rpartition("#L")
+    start, _, end = lines.partition("-L")
+    found = world.logs.read(file, int(start), int(end or start))
+    if not found:
+        return "broken", f"{file} has no lines {start}–{end or start}"
+    text = "\n".join(line.text for line in found)
+    return _holds_excerpt(citation, text, "the lines")
+
+
+def _code(citation: Citation, case: CaseFile, world: World) -> tuple[Verdict, str]:
+    if world.code is None:
+        return "broken", "no git repository is configured"
+    path, _, rest = citation.reference.partition("@")
+    sha = rest.split("#")[0]
+    verdict, note = _holds_excerpt(citation, world.code.read(path, sha), "the file")
+    if verdict != "holds":  # an excerpt of the commit's change: check its patch instead
+        _, patch = world.code.show(sha, path)
+        verdict, note = _holds_excerpt(citation, patch, "the commit's patch")
+    return verdict, note
+
+
+def _map(citation: Citation, case: CaseFile, world: World) -> tuple[Verdict, str]:
+    node = citation.reference.removeprefix("map:")
+    return ("holds", "the node exists") if world.map.node(node) is not None else \
+        ("broken", f"no node {node} in the map")
+
+
+def _unchecked(citation: Citation, case: CaseFile, world: World) -> tuple[Verdict, str]:
+    return "unchecked", f"{citation.kind} citations are not re-resolved yet"
+
+
+def _holds_excerpt(citation: Citation, text: str, where: str) -> tuple[Verdict, str]:
+    wanted = [line.strip() for line in citation.excerpt.splitlines() if line.strip()]
+    if all(line in text for line in wanted):
+        return "holds", f"{where} still read as cited"
+    return "changed", f"{where} no longer hold the excerpt"
+
+
+_CHECKS = {"sql": _sql, "log": _log, "code": _code, "map": _map}
