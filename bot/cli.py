@@ -282,6 +282,113 @@ def issues_resolve(
                   highlight=False)
 
 
+@app.command("investigate")
+def investigate_cmd(
+    ctx: typer.Context,
+    question: Annotated[str | None, typer.Argument(
+        help="A free-text question, when neither --scenario nor --issue is given.",
+        show_default=False)] = None,
+    scenario: Annotated[str | None, typer.Option(
+        "--scenario", "-s", help="Run a demo scenario and intake, then investigate the issue "
+                                 "it opened.")] = None,
+    issue: Annotated[int | None, typer.Option("--issue", "-i", help="A stored issue's id.")]
+        = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON only.")]
+        = False,
+) -> None:
+    """Investigate an issue, a demo scenario or a question: the live trace, then the report.
+
+    Without API keys the deterministic offline policy investigates, and says so. The case
+    file is written to <home>/cases/<id>.md and .json.
+    """
+    from rich.markdown import Markdown
+
+    from bot.investigate import investigate_issue, investigate_question, investigate_scenario
+
+    if sum(x is not None for x in (question, scenario, issue)) != 1:
+        raise SleuthError("give one of --scenario NAME, --issue ID or a question in quotes")
+    settings = settings_of(ctx)  # unfilled: a scenario resets the demo's default store
+    engine = _engine(settings)
+    live = None if as_json else console
+    if scenario is not None:
+        done = investigate_scenario(settings, engine, scenario, console=live)
+        if not done:
+            err_console.print(f"scenario {scenario} opened no issue: nothing to investigate")
+            return
+    elif issue is not None:
+        done = [investigate_issue(settings, engine, issue, console=live)]
+    else:
+        done = [investigate_question(settings, engine, question or "", console=live)]
+    if as_json:
+        reports = [d.result.report.model_dump(mode="json") for d in done]
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        return
+    for d in done:
+        console.rule(f"investigation {d.id} · {d.policy}")
+        console.print(Markdown(d.result.report.to_markdown()))
+        console.print(f"[dim]case file: {d.case_paths[0]} and .json · {d.seconds:.1f} s[/dim]",
+                      highlight=False)
+
+
+@case_app.command("verify")
+def case_verify(
+    ctx: typer.Context,
+    investigation: Annotated[int, typer.Argument(help="The investigation's id (its case file).")],
+) -> None:
+    """Re-resolve every citation of a case: re-run each query, re-read each log line and
+    code blob; exit 1 if any no longer holds."""
+    from sqlmodel import Session
+
+    from agents.casefile import CaseFile
+    from bot.casecheck import verify_case
+    from bot.world import build_world
+
+    settings = settings_of(ctx).with_defaults()
+    with Session(_engine(settings)) as session:
+        row = session.exec(select_case(investigation)).first()
+    if row is None:
+        raise SleuthError(f"no case file for investigation {investigation} "
+                          "(`sleuth investigate` writes one)")
+    checks = verify_case(CaseFile.model_validate(row.body), build_world(settings))
+    style = {"holds": "green", "changed": "yellow", "broken": "red", "unchecked": "dim"}
+    for check in checks:
+        console.print(f"[{style[check.verdict]}]{check.verdict:9}[/] {check.citation.kind:6} "
+                      f"{check.citation.reference} — {check.note}", highlight=False)
+    failed = [c for c in checks if c.verdict in ("changed", "broken")]
+    console.print(f"{len(checks) - len(failed)} of {len(checks)} citation(s) hold")
+    if failed:
+        raise typer.Exit(1)
+
+
+def select_case(investigation: int):  # noqa: ANN201 - a sqlmodel select
+    from sqlmodel import select
+
+    from bot.store.models import CaseFile as CaseRow
+
+    return select(CaseRow).where(CaseRow.investigation_id == investigation)
+
+
+@evals_app.command("run")
+def evals_run(
+    ctx: typer.Context,
+    policy: Annotated[str, typer.Option(
+        "--policy", help="offline (the deterministic policy) or live (the configured models).")
+        ] = "offline",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run every demo scenario end to end and score each report against ground truth."""
+    from evals.investigations import run_evals, table
+
+    if policy not in ("offline", "live"):
+        raise SleuthError(f"--policy is offline or live, not {policy!r}")
+    run = run_evals(settings_of(ctx), policy=policy,  # type: ignore[arg-type]
+                    console=None if as_json else err_console)
+    if as_json:
+        print(run.model_dump_json(indent=2))
+    else:
+        console.print(table(run))
+
+
 @app.command("workspace")
 def workspace(
     ctx: typer.Context,
