@@ -153,7 +153,7 @@ def test_embeddings_config_is_read_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "sleuth.yaml"
     path.write_text("embeddings: {kind: hashing, dim: 256}\n")
     assert make_embedder(load_settings(path).embeddings).name == "hashing-v1-256"
-    path.write_text("embeddings:\n  kind: gemini\n  dim: 8\n")
+    path.write_text("embeddings:\n  kind: bert\n  dim: 8\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     keys = {p.key for p in caught.value.problems}
