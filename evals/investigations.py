@@ -90,7 +90,8 @@ def score(scenario: Scenario, done: list[Investigated], verify: World | None) ->
         severities=[r.severity for r in reports],
         named=[r.root_cause.node or "unknown" for r in reports],
         citations=len(known), verified=sum(known),
-        unverified=[c.reference for c, ok in checked if ok is False][:10],
+        unverified=[c.citation.reference for c in checked
+                    if c.verdict in ("changed", "broken")][:10],
         steps=sum(len(s) for s in steps),
         tool_calls=sum(1 for s in steps for x in s if not x.tool.startswith("(")),
         tokens=sum(d.result.spend.total.usage.total for d in done),

@@ -18,7 +18,7 @@ from bot.investigate import investigate_question, investigate_scenario
 from bot.store import open_store
 from bot.store.models import CaseFile, Investigation, Report, TraceStep
 from bot.world import build_world
-from evals.investigations import same_node
+from evals.investigations import same_node, score
 
 from tests.conftest import DEMO_DAYS, DEMO_SEED
 
@@ -61,6 +61,10 @@ def test_the_offline_policy_finds_the_renamed_column(
     # `sleuth case verify`: every citation re-resolves against the platform as it is now
     checks = verify_case(case, build_world(settings))
     assert checks and all(c.verdict == "holds" for c in checks), checks
+    # the evals' scoring of the same run: right node, every citation verified
+    row = score(get_scenario("schema_change"), [done], build_world(settings))
+    assert row.top1 == 1 and row.citations > 0 and row.verified == row.citations
+    assert row.unverified == []
     # …and one that no longer holds is reported, not raised
     bad = case.report.citations()[0].model_copy(update={"excerpt": "a line never logged"})
     assert check_citation(bad, case, build_world(settings)).verdict in ("changed", "broken")
