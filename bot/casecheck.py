@@ -1,7 +1,7 @@
 """Re-resolving a case file's citations against the world as it is now (`sleuth case verify`).
 
 Each citation of the report is checked where it points: a query is guarded and run again
-and its rows compared with the sample recorded; a log citation's lines are read again and
+and every row of the recorded sample must still be in its result; a log citation's lines are read again and
 must still hold the excerpt; a code citation's file is opened at its commit and must hold
 the excerpt; a map citation's node must still exist. A citation that no longer holds is a
 finding for the human reading the case, not a crash.
@@ -9,7 +9,8 @@ finding for the human reading the case, not a crash.
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -19,6 +20,7 @@ from agents.tools.sql_guard import guard_sql
 from bot.world import World
 
 Verdict = Literal["holds", "changed", "broken", "unchecked"]
+_MAX_RERUN_ROWS = 1_000
 
 
 class CitationCheck(BaseModel):
@@ -45,12 +47,22 @@ def _sql(citation: Citation, case: CaseFile, world: World) -> tuple[Verdict, str
     query = next((q for q in case.queries if q.reference == citation.reference), None)
     if query is None:
         return "broken", "the case file holds no query with this id"
-    guarded = guard_sql(query.sql, dialect=world.warehouse.dialect,
-                        row_limit=max(len(query.sample), 1))
+    limit = min(max(query.row_count, len(query.sample), 1), _MAX_RERUN_ROWS)
+    guarded = guard_sql(query.sql, dialect=world.warehouse.dialect, row_limit=limit)
     result = world.warehouse.run(guarded, 30)
-    if [list(r) for r in result.rows] == [list(r) for r in query.sample]:
-        return "holds", f"re-ran: {result.row_count} row(s), as recorded"
-    return "changed", f"re-ran: the rows differ from the {len(query.sample)} recorded"
+    now = {_as_recorded(row) for row in result.rows}
+    missing = [row for row in query.sample if _as_recorded(row) not in now]
+    if not missing:
+        return "holds", f"re-ran: {result.row_count} row(s); the {len(query.sample)} recorded " \
+                        "are all still there"
+    return "changed", f"re-ran: {len(missing)} of the {len(query.sample)} recorded row(s) " \
+                      "are no longer in the result"
+
+
+def _as_recorded(row: list[Any]) -> str:
+    """A row as the case file's JSON holds it (dates as text, decimals as numbers), so a
+    re-run compares with what was written down, not with Python types."""
+    return json.dumps(json.loads(json.dumps(list(row), default=str)), sort_keys=True)
 
 
 def _log(citation: Citation, case: CaseFile, world: World) -> tuple[Verdict, str]:
