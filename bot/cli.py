@@ -235,11 +235,11 @@ def signals(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """List stored signals, newest first, with what intake decided for each."""
-    from bot.intake.views import signal_data, signals_table, stored_signals
+    from bot.intake.views import signals_table, stored_signals
 
     found = stored_signals(_engine(settings_of(ctx)), filtered=filtered, limit=limit)
     if as_json:
-        print(json.dumps([signal_data(s) for s in found], indent=2))
+        print(json.dumps([s.model_dump(mode="json") for s in found], indent=2))
     else:
         console.print(signals_table(found, "Filtered signals" if filtered else "Signals"))
 
@@ -258,11 +258,11 @@ def issues(
     """List issues (open ones by default), most recently seen first."""
     if ctx.invoked_subcommand is not None:
         return
-    from bot.intake.views import issue_data, issues_table, stored_issues
+    from bot.intake.views import issues_table, stored_issues
 
     found = stored_issues(_engine(settings_of(ctx)), everything=everything)
     if as_json:
-        print(json.dumps([issue_data(i) for i in found], indent=2))
+        print(json.dumps([i.model_dump(mode="json") for i in found], indent=2))
     else:
         console.print(issues_table(found, "Issues" if everything else "Open issues"))
 
@@ -337,15 +337,17 @@ def case_verify(
 ) -> None:
     """Re-resolve every citation of a case: re-run each query, re-read each log line and
     code blob; exit 1 if any no longer holds."""
-    from sqlmodel import Session
+    from sqlmodel import Session, select
 
     from agents.casefile import CaseFile
     from bot.casecheck import verify_case
+    from bot.store.models import CaseFile as CaseRow
     from bot.world import build_world
 
     settings = settings_of(ctx).with_defaults()
     with Session(_engine(settings)) as session:
-        row = session.exec(select_case(investigation)).first()
+        row = session.exec(select(CaseRow).where(CaseRow.investigation_id == investigation)
+                           ).first()
     if row is None:
         raise SleuthError(f"no case file for investigation {investigation} "
                           "(`sleuth investigate` writes one)")
@@ -358,14 +360,6 @@ def case_verify(
     console.print(f"{len(checks) - len(failed)} of {len(checks)} citation(s) hold")
     if failed:
         raise typer.Exit(1)
-
-
-def select_case(investigation: int):  # noqa: ANN201 - a sqlmodel select
-    from sqlmodel import select
-
-    from bot.store.models import CaseFile as CaseRow
-
-    return select(CaseRow).where(CaseRow.investigation_id == investigation)
 
 
 @evals_app.command("run")

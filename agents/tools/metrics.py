@@ -40,18 +40,24 @@ def metric_tools(metrics: MetricStore, *, default_days: int = 14, threshold: flo
         end = utc(until) or datetime.now(UTC)
         return utc(since) or end - timedelta(days=default_days), end
 
+    def fetch(query: str, start: datetime, end: datetime, step_s: float
+              ) -> list[Any] | ToolOutput:
+        """The query's series, or the output that says why there are none."""
+        try:
+            found = metrics.series(query, start, end, step_s)
+        except ValueError as exc:
+            return _bad_query(query, exc, metrics)
+        return found or _nothing(query, start, end, metrics)
+
     def query_metric(query: Query, since: datetime | None = None, until: datetime | None = None,
                      step_s: Annotated[float, Field(gt=0, description="Resolution, seconds "
                                                     "(Prometheus).")] = 3600) -> ToolOutput:
         """Read the series a metric query returns over a time window (default the last 14
         days): their points, newest last, with the latest value against the window's median."""
         start, end = window(since, until)
-        try:
-            found = metrics.series(query, start, end, step_s)
-        except ValueError as exc:
-            return _bad_query(query, exc, metrics)
-        if not found:
-            return _nothing(query, start, end, metrics)
+        found = fetch(query, start, end, step_s)
+        if isinstance(found, ToolOutput):
+            return found
         rows = [_describe(s) for s in found[:MAX_SERIES]]
         first = rows[0]
         summary = (f"{_shown(query, found[0])}: latest {number(first['latest'])} vs median "
@@ -72,12 +78,9 @@ def metric_tools(metrics: MetricStore, *, default_days: int = 14, threshold: flo
         """Find spikes and drops (robust z-score against earlier points) and the largest
         level shift in each series of a query over a window (default 14 days)."""
         start, end = window(since, until)
-        try:
-            found = metrics.series(query, start, end, step_s)
-        except ValueError as exc:
-            return _bad_query(query, exc, metrics)
-        if not found:
-            return _nothing(query, start, end, metrics)
+        found = fetch(query, start, end, step_s)
+        if isinstance(found, ToolOutput):
+            return found
         results = []
         for s in found[:MAX_SERIES]:
             spikes = [p for p in judge_points(s.points, threshold, min_change) if p["anomalous"]]
@@ -109,12 +112,9 @@ def metric_tools(metrics: MetricStore, *, default_days: int = 14, threshold: flo
         at = utc(time)
         assert at is not None
         start, end = at - timedelta(days=before_days), at + timedelta(days=1)
-        try:
-            found = metrics.series(query, start, end, step_s)
-        except ValueError as exc:
-            return _bad_query(query, exc, metrics)
-        if not found:
-            return _nothing(query, start, end, metrics)
+        found = fetch(query, start, end, step_s)
+        if isinstance(found, ToolOutput):
+            return found
         rows = []
         for s in found[:MAX_SERIES]:
             judged = judge_points(s.points, threshold, min_change)

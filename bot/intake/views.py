@@ -3,8 +3,6 @@ and the queries behind `sleuth signals` and `sleuth issues`."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
@@ -67,14 +65,6 @@ def polls_table(results: list[PollResult]) -> Table:
         table.add_row(r.source, Text(r.status, style=style), str(r.seen), str(r.stored),
                       Text(r.error or ""))
     return table
-
-
-def issue_data(issue: Issue) -> dict[str, Any]:
-    return issue.model_dump(mode="json")
-
-
-def signal_data(signal: Signal) -> dict[str, Any]:
-    return signal.model_dump(mode="json")
 
 
 def _decision(s: Signal) -> str:

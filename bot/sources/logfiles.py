@@ -391,13 +391,13 @@ def _check_pattern(name: str, pattern: str) -> list[str]:
         except OSError as exc:
             problems.append(f"{name}: cannot read {path} ({exc.strerror or exc})")
     if not files:
-        root = _literal_root(pattern)
+        root = literal_root(pattern)
         why = "" if os.path.isdir(root) else f" (folder {root} does not exist)"
         problems.append(f"{name}: no file matches {pattern}{why}")
     return problems
 
 
-def _literal_root(pattern: str) -> str:
+def literal_root(pattern: str) -> str:
     """The folder a glob starts from: its path up to the first part with a wildcard."""
     parts = PurePath(os.path.abspath(os.path.expanduser(pattern))).parts
     literal: list[str] = []

@@ -26,7 +26,7 @@ from bot.config import LogSourceConfig
 from bot.intake.logformats import LogFormat
 from bot.intake.templates import Templater
 from bot.sources.logevents import HeaderParser, TracebackScan, header_parser, is_error_level
-from bot.sources.logfiles import airflow_try, log_format, parse_timestamp
+from bot.sources.logfiles import airflow_try, literal_root, log_format, parse_timestamp
 from bot.sources.tail import discover
 
 MAX_LINE_CHARS = 2_000  # of one line, as returned
@@ -208,14 +208,7 @@ def _file_matches(file: _File, task: str | None, run_id: str | None) -> bool:
 def _label_base(pattern: str) -> str:
     """The folder labels are relative to: the parent of the glob's fixed root, so the root's
     own name (`logs`) starts every label."""
-    parts = PurePath(os.path.abspath(os.path.expanduser(pattern))).parts
-    fixed: list[str] = []
-    for part in parts[:-1]:
-        if any(c in part for c in "*?["):
-            break
-        fixed.append(part)
-    root = PurePath(*fixed) if fixed else PurePath(os.sep)
-    return str(root.parent)
+    return str(PurePath(literal_root(pattern)).parent)
 
 
 def _label(path: str, base: str) -> str:
