@@ -56,6 +56,24 @@ SECRET_ENV = {
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
+
+
+def _duration(value: Any) -> Any:
+    """`2h`, `90m`, `1h30m`, `1d`, `45s` as a timedelta; anything else is left to pydantic
+    (seconds as a number, ISO 8601 `PT2H`, `HH:MM:SS`)."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match and any(match.groups()):
+            d, h, m, s = (int(g or 0) for g in match.groups())
+            return timedelta(days=d, hours=h, minutes=m, seconds=s)
+    return value
+
+
+# A length of time written like `2h`, `90m`, `1h30m`, `45s`, or seconds as a number.
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -138,10 +156,10 @@ class MetricWatch(_Strict):
                              "`batch`: one point per run (row counts, durations), judged "
                              "against earlier runs. With Prometheus, a batch query should "
                              "give one point per run, e.g. `last_over_time(x[1d])` at step 1d.")
-    step: timedelta = Field(timedelta(minutes=1),
+    step: Duration = Field(timedelta(minutes=1),
                             description="Prometheus: the query's resolution. Ignored by the demo "
                                         "store, which keeps every sample.")
-    lookback: timedelta | None = Field(
+    lookback: Duration | None = Field(
         None, description="History read on the first poll (batch: on every poll, runs may be "
                           "recorded late); default 62 days for batch, 7 days for stream.")
     asset: str | None = Field(
@@ -151,11 +169,6 @@ class MetricWatch(_Strict):
     sensitivity: DetectorConfig | BaselineConfig | None = Field(
         None, description="Overrides of the detector's settings (stream: DetectorConfig) or "
                           "the baseline's (batch: BaselineConfig, e.g. min_change).")
-
-    @field_validator("step", "lookback", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> Any:
-        return _duration(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -316,8 +329,8 @@ class TableMonitorConfig(_Strict):
     numeric_columns: list[str] | None = Field(
         None, description="Columns whose distribution is watched; default the table's numeric "
                           "columns that are not keys (up to `max_numeric_columns`).")
-    max_age: timedelta | None = Field(
-        None, description="Freshness limit, e.g. `PT18H`; default the dbt source's error_after.")
+    max_age: Duration | None = Field(
+        None, description="Freshness limit, e.g. `18h`; default the dbt source's error_after.")
     max_null_rate: float | None = Field(
         None, ge=0, le=1, description="Null rate above which a column fires whatever its history.")
 
@@ -338,7 +351,7 @@ class TablesConfig(_Strict):
         default_factory=BaselineConfig, description="How far a statistic must move to fire.")
     max_tables_per_poll: int = Field(
         50, ge=1, description="Tables checked per poll; the least recently checked go first.")
-    resample_after: timedelta = Field(
+    resample_after: Duration = Field(
         timedelta(days=1), description="Take a new point of an unchanged table after this long.")
     timestamp_column_names: list[str] = Field(
         default_factory=lambda: ["_loaded_at", "_etl_loaded_at", "loaded_at"],
@@ -405,23 +418,6 @@ class WorkspaceConfig(_Strict):
 
 
 # ---------------------------------------------------------------- intake: the noise filter
-
-_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
-
-
-def _duration(value: Any) -> Any:
-    """`2h`, `90m`, `1h30m`, `1d`, `45s` as a timedelta; anything else is left to pydantic
-    (seconds as a number, ISO 8601 `PT2H`, `HH:MM:SS`)."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match and any(match.groups()):
-            d, h, m, s = (int(g or 0) for g in match.groups())
-            return timedelta(days=d, hours=h, minutes=m, seconds=s)
-    return value
-
-
-# A length of time written like `2h`, `90m`, `1h30m`, `45s`, or seconds as a number.
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

@@ -111,3 +111,15 @@ def test_check_reports_missing_user_sources_not_unbuilt_demo_defaults(tmp_path: 
 def test_sleuth_home_environment_overrides_the_file(tmp_path: Path, isolated_home: Path) -> None:
     settings = load_settings(write(tmp_path, "home: /somewhere/else\n"))
     assert settings.home == isolated_home
+
+
+def test_the_readme_example_config_is_valid(tmp_path: Path, monkeypatch) -> None:
+    """The README documents every section by example: that example must load as written."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("```yaml\nhome:") + len("```yaml\n")
+    example = tmp_path / "sleuth.yaml"
+    example.write_text(readme[start:readme.index("```", start)])
+    monkeypatch.setenv("PGPASSWORD", "from-the-environment")
+    settings = load_settings(example)
+    assert settings.sources.tables.monitors[0].max_age is not None
+    assert settings.intake.noise.maintenance[0].name == "sunday-vacuum"
