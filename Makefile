@@ -21,7 +21,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sleuth demo run $(DEMO_ARGS)
 
+# The browser tests drive Debian's chromium; ensure-chromium installs it when it can (root and
+# apt-get) and otherwise says that those tests will skip.
 test: $(STAMP)
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest -q $(TEST_ARGS)
 
 # Against real services this target sets up itself (Airflow 3 in its own venv, Prometheus).

@@ -11,7 +11,7 @@ from rich.table import Table
 
 # The benchmarks `python -m bench all` and `make bench` run, in this order.
 BENCHMARKS: tuple[str, ...] = ("demo", "loghub", "throughput", "nab", "similarity", "grouping",
-                               "investigate")
+                               "investigate", "slack")
 
 
 class Result(BaseModel):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -105,12 +108,18 @@ def demo_run(
         "--seed", help="Seed of the data generator (default: demo.seed).")] = None,
     investigate: Annotated[bool, typer.Option(
         "--investigate/--no-investigate", help="Investigate each issue intake opens.")] = True,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Exit when the investigations end (for scripts), instead of running "
+                       "until Ctrl-C.")] = False,
 ) -> None:
-    """Build the healthy history, inject a scenario, run it, show what broke, file it into
-    issues, and investigate each one."""
+    """Build the healthy history and inject a scenario; start the local Slack workspace, the
+    bot and the scheduler; file what broke into issues, post their cards and investigate each
+    one live in its thread. Runs until Ctrl-C (`--once`: until the reports are posted)."""
+    from bot.demo.live import demo_settings, start_live, wait_until_stopped
     from bot.demo.platform import run_scenario
     from bot.demo.scenarios import get_scenario
     from bot.demo.views import outcome_panel
+    from bot.intake.runtime import reset_intake
 
     settings = settings_of(ctx)
     chosen = get_scenario(scenario or settings.demo.scenario)
@@ -119,43 +128,50 @@ def demo_run(
                            seed=settings.demo.seed if seed is None else seed,
                            cache=settings.home / "demo" / "cache", console=console)
     console.print(outcome_panel(outcome))
-    opened = _demo_intake(settings, chosen.truth.expected_issues)
-    if investigate:
-        _demo_investigate(settings, opened)
-    console.print("[dim]Other scenarios: `sleuth demo scenarios`; inject one with "
-                  "`sleuth demo run --scenario NAME`. `sleuth signals`, `sleuth issues` "
-                  "show what intake stored.[/dim]")
-
-
-def _demo_investigate(settings: Settings, issue_ids: list[int]) -> None:
-    """Investigate each opened issue as Sleuth would in its Slack thread (until the Slack app
-    lands, the thread is this terminal): the live trace, then the report."""
-    from rich.markdown import Markdown
-
-    from bot.investigate import investigate_issue
-
-    engine = _engine(settings)
-    for issue_id in issue_ids:
-        console.rule(f"investigating issue #{issue_id}")
-        done = investigate_issue(settings, engine, issue_id, console=console)
-        console.print(Markdown(done.result.report.to_markdown()))
-        console.print(f"[dim]{done.policy} · case file: {done.case_paths[0]} and .json · "
-                      f"{done.seconds:.1f} s[/dim]", highlight=False)
-
-
-def _demo_intake(settings: Settings, expected: int) -> list[int]:
-    """Run intake once over the fresh platform: what each source saw, what the noise filter
-    dropped and why, and the issues opened, against the scenario's expected count."""
-    from bot.intake.runtime import build_poller, reset_intake
-    from bot.intake.views import issues_table, polls_table, signals_table, stored_issues, \
-        stored_signals
-
     engine = _engine(settings)
     if settings.store.url is None:  # the default store belongs to the demo's world
         reset_intake(engine, settings)
-    poller = build_poller(settings, engine, notice=lambda text: err_console.print(
-        f"[yellow]![/yellow] {text}"))
-    results, _ = poller.poll_all()
+        # and so does the workspace: the last demo's cards name issue ids that now mean others
+        shutil.rmtree(settings.home / "workspace", ignore_errors=True)
+    demo, results, intake = start_live(demo_settings(settings, investigate), engine, console)
+    _demo_intake(engine, results, chosen.truth.expected_issues)
+    console.print(f"Slack workspace: [bold]{demo.workspace.url}[/bold]  (open it in a "
+                  "browser: issue cards, live investigation threads, buttons, /investigate)",
+                  highlight=False)
+    demo.publish(intake)
+    if once:
+        demo.bot.bot.jobs.wait()
+        demo.stop(wait=True)
+    else:
+        console.print("[dim]Running: the scheduler polls every minute. Ctrl-C stops.[/dim]")
+        wait_until_stopped(demo, console)
+    console.print("[dim]Other scenarios: `sleuth demo scenarios`; inject one with "
+                  "`sleuth demo run --scenario NAME`. `sleuth signals`, `sleuth issues` "
+                  "show what intake stored.[/dim]")
+    _exit_after_threads()
+
+
+def _exit_after_threads() -> None:
+    """End the process now that everything is stopped and stored. Python's teardown after
+    the bot's threads makes DuckDB's bindings (nanobind) print a screen of harmless "leaked
+    instance" warnings about objects the interpreter never frees at exit."""
+    atexit._run_exitfuncs()  # what a normal exit runs first (multiprocessing's cleanup…)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _demo_intake(engine, results: list, expected: int) -> None:
+    """What each source saw, what the noise filter dropped and why, and the issues opened,
+    against the scenario's expected count."""
+    from bot.intake.views import (
+        issues_table,
+        polls_table,
+        signals_table,
+        stored_issues,
+        stored_signals,
+    )
+
     console.print(polls_table(results))
     filtered = stored_signals(engine, filtered=True)
     if filtered:
@@ -164,10 +180,9 @@ def _demo_intake(settings: Settings, expected: int) -> list[int]:
     console.print(issues_table(opened, "Issues opened"))
     mark = "[green]✓[/green]" if len(opened) == expected else "[red]✗[/red]"
     console.print(f"{mark} {len(opened)} issue(s) opened; the scenario expects {expected}")
-    return sorted(i.id for i in opened if i.id is not None)
 
 
-def _engine(settings: Settings):  # noqa: ANN202 - sqlalchemy Engine, imported late
+def _engine(settings: Settings):
     from bot.store import open_store
 
     return open_store(settings.store_url)
@@ -177,51 +192,63 @@ def _engine(settings: Settings):  # noqa: ANN202 - sqlalchemy Engine, imported l
 def run(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option(
-        "--once", help="Poll every source once, file what it saw, print the result and exit.")]
-        = False,
+        "--once", help="Poll every source once, file what it saw, print the result and exit "
+                       "(no Slack).")] = False,
+    slack: Annotated[bool, typer.Option(
+        "--slack/--no-slack", help="Start the Slack app (cards, threads, buttons); "
+                                   "--no-slack prints new issues here instead.")] = True,
 ) -> None:
-    """Poll every source on its interval, filter and group what they see into issues.
-
-    New and updated issues print here (Slack delivery comes with the Slack app). Ctrl-C stops.
-    """
+    """Run Sleuth: the Slack app and the scheduler that polls every source on its interval,
+    files what they see into issues, posts each issue's card and investigates. Ctrl-C stops."""
     import time
 
     from bot.intake.runtime import build_poller
-    from bot.intake.scheduler import start_scheduler
-    from bot.intake.views import issues_table, polls_table
+    from bot.intake.scheduler import start_scheduler, stop_scheduler
+    from bot.intake.views import issues_table, polls_table, stored_issues
 
     settings = settings_of(ctx).with_defaults()
     engine = _engine(settings)
 
-    def show(outcome) -> None:  # noqa: ANN001 - IntakeOutcome
-        from bot.intake.views import stored_issues
-
+    def show(outcome) -> None:
         touched = set(outcome.opened) | set(outcome.updated)
         issues = [i for i in stored_issues(engine, everything=True) if i.id in touched]
         console.print(issues_table(issues, title="New or updated issues"))
 
-    poller = build_poller(settings, engine,
-                          notice=lambda text: err_console.print(f"[yellow]![/yellow] {text}"),
-                          on_outcome=None if once else show)
-    for name, scheduled in poller.sources.items():
-        for problem in scheduled.source.check():
-            err_console.print(f"[yellow]![/yellow] {name}: {problem}", highlight=False)
-    if once:
-        results, _ = poller.poll_all()
-        console.print(polls_table(results))
-        from bot.intake.views import stored_issues
+    bot = scheduler = None
+    try:  # Ctrl-C at any point, even while starting, stops what started and exits 0
+        if slack and not once:
+            from bot.slack.runtime import on_outcome, start_bot
 
-        console.print(issues_table(stored_issues(engine), title="Open issues"))
-        return
-    scheduler = start_scheduler(poller, settings.store_url)
-    console.print(f"polling {len(poller.sources)} source(s); Ctrl-C stops")
-    try:
+            bot = start_bot(settings, engine)
+            where = bot.url or "Socket Mode"
+            console.print(f"Slack app: requests at {where}; Web API "
+                          f"{bot.bot.poster.client.base_url}", highlight=False, soft_wrap=True)
+        poller = build_poller(settings, engine, notice=lambda text: err_console.print(
+                                  f"[yellow]![/yellow] {text}", highlight=False, soft_wrap=True),
+                              on_outcome=None if once else on_outcome(bot.bot) if bot else show)
+        for name, scheduled in poller.sources.items():
+            for problem in scheduled.source.check():  # a path cut across lines cannot be copied
+                err_console.print(f"[yellow]![/yellow] {name}: {problem}", highlight=False,
+                                  soft_wrap=True)
+        if once:
+            results, _ = poller.poll_all()
+            console.print(polls_table(results))
+            console.print(issues_table(stored_issues(engine), title="Open issues"))
+            return
+        scheduler = start_scheduler(poller, settings.store_url)
+        if bot is not None:
+            bot.scheduler = scheduler
+        console.print(f"polling {len(poller.sources)} source(s); Ctrl-C stops")
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
-        scheduler.shutdown(wait=True)
+        if bot is not None:
+            bot.stop()
+        elif scheduler is not None:
+            stop_scheduler(scheduler)
+    _exit_after_threads()
 
 
 @app.command("signals")

@@ -11,6 +11,7 @@ stored before it is shown; the report and the case file, stored and written to d
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,12 +27,20 @@ from agents.offline import MODEL as OFFLINE_MODEL
 from agents.offline import OfflinePolicy
 from agents.orchestrator import Investigation as Inputs
 from agents.orchestrator import InvestigationResult, investigate
-from agents.trace import TraceEvent
+from agents.trace import TraceEvent, TraceSink
 from bot.config import Secrets, Settings
 from bot.errors import SleuthError
 from bot.models import provider_for
-from bot.store.models import CaseFile, Investigation, InvestigationStatus, Issue, Report, \
-    Signal, TraceStep, utcnow
+from bot.store.models import (
+    CaseFile,
+    Investigation,
+    InvestigationStatus,
+    Issue,
+    Report,
+    Signal,
+    TraceStep,
+    utcnow,
+)
 from bot.world import build_world
 
 Policy = Literal["auto", "offline", "live"]
@@ -40,13 +49,15 @@ MAX_SIGNALS_SHOWN = 12
 
 @dataclass
 class Investigated:
-    """What one investigation left: its store id, the result, the case file's paths, seconds."""
+    """What one investigation left: its store id, the result, the case file's paths, seconds,
+    and the stored report's id (what feedback and approvals point at)."""
 
     id: int
     result: InvestigationResult
     case_paths: tuple[Path, Path]
     seconds: float
     policy: str
+    report_id: int
 
 
 # ---------------------------------------------------------------- inputs
@@ -131,11 +142,12 @@ def providers(settings: Settings, policy: Policy = "auto",
 # ---------------------------------------------------------------- the trace
 
 class StoredTrace:
-    """A trace sink that stores each event as a TraceStep, then shows it (if a console)."""
+    """A trace sink that stores each event as a TraceStep, then shows it: on a console, and
+    in `then` (the Slack thread), which sees only what is stored."""
 
     def __init__(self, engine: Engine, investigation_id: int,
-                 console: Console | None = None) -> None:
-        self.engine, self.id, self.console = engine, investigation_id, console
+                 console: Console | None = None, then: TraceSink | None = None) -> None:
+        self.engine, self.id, self.console, self.then = engine, investigation_id, console, then
 
     def emit(self, event: TraceEvent) -> None:
         with Session(self.engine) as session:
@@ -149,6 +161,8 @@ class StoredTrace:
         line = trace_line(event)
         if self.console is not None and line:
             self.console.print(line, highlight=False, soft_wrap=True)
+        if self.then is not None:
+            self.then.emit(event)
 
 
 STYLE = {"plan": "bold cyan", "scratchpad": "cyan", "tool_call": "dim", "tool_result": "",
@@ -169,9 +183,13 @@ def trace_line(event: TraceEvent) -> str:
 
 def run_investigation(settings: Settings, engine: Engine, inputs: Inputs, *,
                       policy: Policy = "auto", console: Console | None = None,
-                      secrets: Secrets | None = None) -> Investigated:
+                      secrets: Secrets | None = None, sink: TraceSink | None = None,
+                      on_start: Callable[[int], None] | None = None) -> Investigated:
     """Investigate `inputs` over the world of `settings`; stores every step, the report and
-    the case file, and writes the case file to `<home>/cases/<id>.md` and `.json`."""
+    the case file, and writes the case file to `<home>/cases/<id>.md` and `.json`.
+
+    `sink` sees each step after it is stored (the Slack thread); `on_start` gets the
+    investigation's id as soon as it is stored, before the first step."""
     settings = settings.with_defaults()
     secrets = secrets or Secrets.from_env()
     orchestrator, subagent = providers(settings, policy, secrets)
@@ -188,19 +206,22 @@ def run_investigation(settings: Settings, engine: Engine, inputs: Inputs, *,
         assert row.id is not None
         run_id = row.id
     inputs = inputs.model_copy(update={"id": str(run_id)})
+    if on_start is not None:
+        on_start(run_id)
     prices = {**settings.models.prices, OFFLINE_MODEL: ModelPrice(input=0, output=0)}
     started = time.perf_counter()
     result = investigate(inputs, orchestrator, subagent, subagent_tools, orchestrator_tools,
-                         limits=settings.limits, sink=StoredTrace(engine, run_id, console),
+                         limits=settings.limits, sink=StoredTrace(engine, run_id, console, sink),
                          spend=Spend(PriceTable(prices)), known_secrets=world.known_secrets)
     seconds = time.perf_counter() - started
-    paths = _store_outcome(settings, engine, run_id, result, world.known_secrets)
+    paths, report_id = _store_outcome(settings, engine, run_id, result, world.known_secrets)
     return Investigated(run_id, result, paths, seconds, "offline" if offline else
-                        orchestrator.model)
+                        orchestrator.model, report_id)
 
 
 def _store_outcome(settings: Settings, engine: Engine, run_id: int,
-                   result: InvestigationResult, known: tuple[str, ...]) -> tuple[Path, Path]:
+                   result: InvestigationResult, known: tuple[str, ...]
+                   ) -> tuple[tuple[Path, Path], int]:
     report, case = result.report, result.case_file
     markdown, body = case.to_markdown(known), case.to_json(known)
     folder = settings.home / "cases"
@@ -217,28 +238,30 @@ def _store_outcome(settings: Settings, engine: Engine, run_id: int,
         row.tokens_in, row.tokens_out = total.usage.input_tokens, total.usage.output_tokens
         row.cost_usd = total.cost_usd
         session.add(row)
-        session.add(Report(investigation_id=run_id, severity=report.severity,
-                           root_cause_node=report.root_cause.node,
-                           confidence=report.confidence, body=report.model_dump(mode="json")))
+        stored = Report(investigation_id=run_id, severity=report.severity,
+                        root_cause_node=report.root_cause.node,
+                        confidence=report.confidence, body=report.model_dump(mode="json"))
+        session.add(stored)
         session.add(CaseFile(investigation_id=run_id, markdown=markdown,
                              body=case.redacted(known).model_dump(mode="json")))
         session.commit()
-    return md_path, json_path
+        assert stored.id is not None
+        return (md_path, json_path), stored.id
 
 
 def investigate_issue(settings: Settings, engine: Engine, issue_id: int,
-                      **kwargs) -> Investigated:  # noqa: ANN003
+                      **kwargs) -> Investigated:
     return run_investigation(settings, engine, issue_inputs(engine, issue_id), **kwargs)
 
 
 def investigate_question(settings: Settings, engine: Engine, question: str,
-                         **kwargs) -> Investigated:  # noqa: ANN003
+                         **kwargs) -> Investigated:
     return run_investigation(settings, engine, question_inputs(question), **kwargs)
 
 
 def investigate_scenario(settings: Settings, engine: Engine, name: str,
                          console: Console | None = None, cache: Path | None = None,
-                         **kwargs) -> list[Investigated]:  # noqa: ANN003
+                         **kwargs) -> list[Investigated]:
     """Run the scenario and intake, then investigate every issue it opened (none for noise)."""
     opened = scenario_issues(settings, engine, name, console, cache)
     return [investigate_issue(settings, engine, i, console=console, **kwargs) for i in opened]

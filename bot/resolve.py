@@ -23,17 +23,9 @@ def resolve_issue(settings: Settings, engine: Engine, issue_id: int, resolution:
     """Mark the issue resolved with `resolution`, forget it among open issues, remember it."""
     if not resolution.strip():
         raise SleuthError("say in one line how the issue was resolved (--note)")
+    issue = mark_resolved(settings, engine, issue_id, resolution.strip())
     with Session(engine) as session:
-        issue = session.get(Issue, issue_id)
-        if issue is None:
-            raise SleuthError(f"no issue {issue_id} (`sleuth issues --all` lists them)")
-        issue.status, issue.resolved_at = IssueStatus.resolved, utcnow()
-        issue.resolution = resolution.strip()
-        session.add(issue)
-        session.commit()
-        session.refresh(issue)
         report = _latest_report(session, issue_id)
-    IssueVectors(open_issue_index(settings)).forget(issue_id)
     body = report.body if report is not None else {}
     cause = body.get("root_cause") or {}
     IssueMemory(open_index(settings, TABLE)).remember(
@@ -45,6 +37,24 @@ def resolve_issue(settings: Settings, engine: Engine, issue_id: int, resolution:
         fingerprint=issue.fingerprint,
         outcome=issue.resolution,
     )
+    return issue
+
+
+def mark_resolved(settings: Settings, engine: Engine, issue_id: int,
+                  resolution: str | None = None) -> Issue:
+    """Resolved now, out of the open issues; memory waits for the resolution line
+    (a :white_check_mark: in Slack resolves first and asks for the line after)."""
+    with Session(engine) as session:
+        issue = session.get(Issue, issue_id)
+        if issue is None:
+            raise SleuthError(f"no issue {issue_id} (`sleuth issues --all` lists them)")
+        if issue.status != IssueStatus.resolved:
+            issue.status, issue.resolved_at = IssueStatus.resolved, utcnow()
+        issue.resolution = resolution or issue.resolution
+        session.add(issue)
+        session.commit()
+        session.refresh(issue)
+    IssueVectors(open_issue_index(settings)).forget(issue_id)
     return issue
 
 

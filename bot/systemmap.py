@@ -22,7 +22,7 @@ import networkx as nx
 from pydantic import BaseModel, Field
 
 from bot.sources.dbt_files import ArtifactError
-from bot.sources.dbt_lineage import Lineage
+from bot.sources.dbt_lineage import Lineage, name_from_id
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,15 @@ class SystemMap:
 
     def __contains__(self, asset: object) -> bool:
         return asset in self.graph
+
+    def find(self, name: str) -> list[str]:
+        """Assets a person may mean by `name`: its id, or its short name (`fct_orders`,
+        `shop.customers`, a task's id), tests left out; sorted."""
+        if name in self.graph:
+            return [name]
+        wanted = name.lower()
+        return sorted(a for a in self.graph if not a.startswith(("test.", "unit_test."))
+                      and wanted in (name_from_id(a).lower(), a.rsplit(".", 1)[-1].lower()))
 
     def upstream_of(self, a: str, b: str) -> bool:
         """Does data flow from `a` to `b` (a != b)?"""

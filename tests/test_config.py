@@ -123,3 +123,15 @@ def test_the_readme_example_config_is_valid(tmp_path: Path, monkeypatch) -> None
     settings = load_settings(example)
     assert settings.sources.tables.monitors[0].max_age is not None
     assert settings.intake.noise.maintenance[0].name == "sunday-vacuum"
+    assert settings.slack.approvers == ["U024BE7LH"] and settings.slack.auto_investigate == "SEV2"
+
+
+def test_slack_settings_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "slack: {auto_investigate: null, "
+                                             "update_interval: 2s}\n"))
+    assert settings.slack.auto_investigate is None
+    assert settings.slack.update_interval.total_seconds() == 2
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, "slack:\n  mode: websocket\n  path: slack/events\n"))
+    keys = [p.key for p in raised.value.problems]
+    assert keys == ["slack.mode", "slack.path"]

@@ -123,15 +123,16 @@ def build_poller(settings: Settings, engine: Engine, *, notice: Notice | None = 
 def reset_intake(engine: Engine, settings: Settings) -> None:
     """Forget every signal, issue and source cursor, and the open-issue vectors: the demo
     rebuilds its platform from scratch, so what intake knew of the last one is stale.
-    Investigations are kept, unlinked from their issue."""
+    Investigations are kept, unlinked from their issue; the record of Slack messages goes
+    (it names issue ids that will mean other issues)."""
     from sqlmodel import Session, delete, update
 
-    from bot.store.models import Investigation, Issue, Signal, SourceState
+    from bot.store.models import Investigation, Issue, Signal, SlackMessage, SourceState
 
     with Session(engine) as session:
         # investigations stay (their case files too), no longer tied to an issue that is gone
         session.exec(update(Investigation).values(issue_id=None))  # type: ignore[call-overload]
-        for table in (Signal, Issue, SourceState):
+        for table in (SlackMessage, Signal, Issue, SourceState):
             session.exec(delete(table))  # type: ignore[call-overload]
         session.commit()
     shutil.rmtree(open_issue_index(settings).directory, ignore_errors=True)

@@ -158,9 +158,16 @@ def run_recheck() -> None:
         _poller.process()
 
 
+def stop_scheduler(scheduler: BackgroundScheduler, wait: bool = True) -> None:
+    """Stop polling and let go of the poller (its sources hold warehouse connections)."""
+    global _poller
+    scheduler.shutdown(wait=wait)
+    _poller = None
+
+
 def start_scheduler(poller: Poller, store_url: str,
                     recheck: timedelta = timedelta(minutes=1)) -> BackgroundScheduler:
-    """Start polling in background threads; the caller stops it with `.shutdown()`."""
+    """Start polling in background threads; the caller stops it with `stop_scheduler`."""
     global _poller
     _poller = poller
     scheduler = BackgroundScheduler(

@@ -72,15 +72,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from agents.tools.sql_guard import READONLY_CONFIG
 from bot.config import TableMonitorConfig, TablesConfig
 from bot.errors import SleuthError
 from bot.intake.baseline import BaselineConfig, BatchSeries, Verdict, judge
 from bot.intake.signals import RawSignal
+from bot.sources import table_stats as ts
 from bot.sources.base import as_cursor
 from bot.sources.dbt_files import Artifact, ArtifactError
 from bot.sources.dbt_lineage import Lineage
 from bot.sources.dbt_manifest import Manifest, read_manifest
-from bot.sources import table_stats as ts
 from bot.sources.table_stats import Fingerprint, Plan, Relation, ScopeStats
 
 if TYPE_CHECKING:
@@ -544,7 +545,10 @@ class TableMonitorSource:
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
-            args = {"read_only": True} if self._backend == "duckdb" else {}
+            # The investigation's tools open the same file in this process; DuckDB refuses a
+            # second connection to one file with another configuration, so both use this one.
+            args = {"read_only": True, "config": dict(READONLY_CONFIG)} \
+                if self._backend == "duckdb" else {}
             self._engine = create_engine(self.url, poolclass=NullPool, connect_args=args)
         return self._engine
 

@@ -189,3 +189,33 @@ class Approval(SQLModel, table=True):
     reason: str = Field(description="Why it was allowed or refused.")
     request_key: str = Field(unique=True, description="Makes double clicks and retries count once.")
     created_at: datetime = _when(default_factory=utcnow)
+
+
+class SlackMessage(SQLModel, table=True):
+    """A message the bot posted, under the key of what it shows (`card:<issue>`,
+    `report:<investigation>`…): posting checks the key first, so a restart never reposts, and
+    updates find the message to edit."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    kind: str = Field(description="card, summary, trace, report, casefile, notice.")
+    channel: str = Field(description="Channel id.")
+    ts: str = Field(index=True)
+    thread_ts: str | None = None
+    issue_id: int | None = Field(default=None, foreign_key="issue.id", index=True)
+    investigation_id: int | None = Field(default=None, foreign_key="investigation.id",
+                                         index=True)
+    digest: str = Field(default="", description="Hash of the content last sent: no-op "
+                                                "updates are skipped.")
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class SlackEvent(SQLModel, table=True):
+    """A delivery from Slack the bot acted on (event id, or a click's own key): Slack retries
+    and double clicks find it here and do nothing."""
+
+    key: str = Field(primary_key=True)
+    kind: str = Field(description="event type, command, action or view.")
+    user_id: str | None = None
+    received_at: datetime = _when(default_factory=utcnow)

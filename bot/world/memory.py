@@ -25,14 +25,15 @@ class IssueMemory:
         return [MemoryHit(issue_id=hit.id, title=str(hit.metadata.get("summary") or hit.text),
                           similarity=round(hit.similarity, 4),
                           root_cause=hit.metadata.get("root_cause"),
-                          fix=hit.metadata.get("fix"))
+                          fix=" Resolution: ".join(str(x) for x in (
+                              hit.metadata.get("fix"), hit.metadata.get("outcome")) if x) or None)
                 for hit in self.index.search(text, k=k)]
 
     def remember(self, issue_id: str | int, *, summary: str, root_cause: str, fix: str,
                  fingerprint: str | None = None, outcome: str | None = None) -> None:
         """Store a resolved issue (again: the same id replaces its row)."""
-        text = "\n".join(part for part in (summary, f"Root cause: {root_cause}", f"Fix: {fix}")
-                         if part)
+        text = "\n".join(part for part in (summary, f"Root cause: {root_cause}", f"Fix: {fix}",
+                                           f"Resolution: {outcome}" if outcome else "") if part)
         self.index.upsert(str(issue_id), text, {
             "summary": summary, "root_cause": root_cause, "fix": fix,
             "fingerprint": fingerprint, "outcome": outcome, "status": "closed",

@@ -72,6 +72,15 @@ def test_the_map_joins_loads_to_sources_and_dbt_to_its_task(system: SystemMap) -
     assert system.exposures(LOAD_ORDERS) == ["exposure.shop.revenue_dashboard"]
 
 
+def test_find_names_assets_the_way_people_do(system: SystemMap) -> None:
+    assert system.find(STG_ORDERS) == [STG_ORDERS]
+    assert system.find("stg_orders") == [STG_ORDERS]
+    assert system.find("FCT_REVENUE") == [FCT_REVENUE]
+    assert system.find("load_orders") == [LOAD_ORDERS]
+    assert system.find("not_null_stg_orders_customer_id") == []  # tests are not assets
+    assert system.find("nothing_like_it") == []
+
+
 def test_repeats_of_one_error_make_one_issue_with_count_and_seen_times(intake: Intake) -> None:
     for minute, job in ((0, 101), (5, 102), (10, 103)):
         intake.ingest([sig("log_error", LOAD_ORDERS, f"Failed to execute job {job}", minute,

@@ -17,9 +17,9 @@ from bot.slack.workspace import APPROVER_USER_ID, NON_APPROVER_USER_ID
 from tests.slack.conftest import channel_id, wait_for
 
 bolt = pytest.importorskip("slack_bolt")
-from slack_bolt.adapter.socket_mode import SocketModeHandler  # noqa: E402
-from slack_bolt.request import BoltRequest  # noqa: E402
-from slack_sdk import WebClient  # noqa: E402
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
 
 MODAL = {"type": "modal", "callback_id": "confirm",
          "title": {"type": "plain_text", "text": "Create PR"},
@@ -29,7 +29,7 @@ MODAL = {"type": "modal", "callback_id": "confirm",
                      "element": {"type": "plain_text_input", "action_id": "text"}}]}
 
 
-def build_app(running) -> Any:  # noqa: ANN001
+def build_app(running) -> Any:
     """A small Bolt app: a mention is answered in its thread, /investigate acks and
     responds, a button opens a modal whose submission is checked."""
     creds = running.credentials
@@ -68,14 +68,14 @@ def build_app(running) -> Any:  # noqa: ANN001
 
 
 @pytest.fixture
-def bolt_over_http(running) -> Iterator[Any]:  # noqa: ANN001
+def bolt_over_http(running) -> Iterator[Any]:
     app = build_app(running)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 - what Bolt's HTTP adapters do
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
             response = app.dispatch(BoltRequest(body=body, headers=dict(self.headers)))
             self.send_response(response.status)
@@ -98,7 +98,7 @@ def bolt_over_http(running) -> Iterator[Any]:  # noqa: ANN001
         server.server_close()
 
 
-def exercise(running, client: WebClient) -> None:  # noqa: ANN001
+def exercise(running, client: WebClient) -> None:
     """What a person does; the Bolt app's answers must show up in the workspace."""
     channel = channel_id(client, "data-alerts")
     asked = running.actions.post(APPROVER_USER_ID, channel, "@sleuth what broke?")
@@ -130,13 +130,13 @@ def exercise(running, client: WebClient) -> None:  # noqa: ANN001
                                        {"why": {"text": "the join fans out"}}) == {"ok": True}
 
 
-def test_a_bolt_app_over_http(running, client, bolt_over_http) -> None:  # noqa: ANN001
+def test_a_bolt_app_over_http(running, client, bolt_over_http) -> None:
     exercise(running, client)
     assert all(e["via"] == "http" for e in running.delivery.log)
     assert not [e for e in running.delivery.log if e["status"] == "failed"]
 
 
-def test_a_bolt_app_over_socket_mode(running, client) -> None:  # noqa: ANN001
+def test_a_bolt_app_over_socket_mode(running, client) -> None:
     app = build_app(running)
     handler = SocketModeHandler(app, running.credentials.app_token.get_secret_value())
     handler.connect()

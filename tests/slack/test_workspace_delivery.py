@@ -153,7 +153,7 @@ def test_button_click_sends_block_actions_and_the_app_opens_a_modal(running, cli
                          "label": {"type": "plain_text", "text": "Reason"},
                          "element": {"type": "plain_text_input", "action_id": "value"}}]}
 
-    def answer(received, n):  # noqa: ANN001, ANN202 - the app: open a modal, then validate it
+    def answer(received, n):
         payload = received.json()
         if payload["type"] == "block_actions":
             client.views_open(trigger_id=payload["trigger_id"], view=modal)

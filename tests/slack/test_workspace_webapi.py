@@ -12,10 +12,16 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import load_settings
-from bot.slack.workspace import APPROVER_USER_ID, NON_APPROVER_USER_ID, start_workspace
+from bot.slack.workspace import (
+    APPROVER_GROUP_ID,
+    APPROVER_USER_ID,
+    NON_APPROVER_USER_ID,
+    start_workspace,
+)
 from bot.slack.workspace.credentials import load_credentials
 from bot.slack.workspace.ratelimit import RateLimiter
 from bot.slack.workspace.server import BOT_EVENTS, COMMANDS
+from bot.slack.workspace.state import TEAM_ID
 from tests.conftest import REPO_ROOT
 from tests.slack.conftest import channel_id
 
@@ -25,7 +31,7 @@ SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*orders* faile
                          "style": "primary", "value": "ISS-1"}}
 
 
-def error_of(call) -> SlackApiError:  # noqa: ANN001 - a zero-argument callable
+def error_of(call) -> SlackApiError:
     with pytest.raises(SlackApiError) as caught:
         call()
     return caught.value
@@ -148,7 +154,8 @@ def test_streaming_builds_one_reply_and_refuses_appends_after_stop(client: WebCl
     channel = channel_id(client, "data-commerce")
     parent = client.chat_postMessage(channel=channel, text="issue")
     stream = client.chat_startStream(channel=channel, thread_ts=parent["ts"],
-                                     markdown_text="Checking ")
+                                     markdown_text="Checking ", recipient_team_id=TEAM_ID,
+                                     recipient_user_id=APPROVER_USER_ID)
     client.chat_appendStream(channel=channel, ts=stream["ts"], markdown_text="**orders**",
                              chunks=[{"type": "task_update", "id": "t1", "title": "Read logs",
                                       "status": "in_progress"}])
@@ -167,13 +174,41 @@ def test_chat_stream_helper_of_slack_sdk_works(client: WebClient) -> None:
     channel = channel_id(client, "data-commerce")
     parent = client.chat_postMessage(channel=channel, text="question")
     streamer = client.chat_stream(channel=channel, thread_ts=parent["ts"], buffer_size=5,
-                                  recipient_team_id="T0SLEUTH01",
+                                  recipient_team_id=TEAM_ID,
                                   recipient_user_id=APPROVER_USER_ID)
     for word in ("The ", "join ", "fans ", "out."):
         streamer.append(markdown_text=word)
     streamer.stop()
     replies = client.conversations_replies(channel=channel, ts=parent["ts"])["messages"]
     assert replies[-1]["text"] == "The join fans out."
+
+
+def test_a_channel_stream_needs_its_recipient_and_a_dm_stream_does_not(client: WebClient) -> None:
+    channel = channel_id(client, "data-commerce")
+    parent = client.chat_postMessage(channel=channel, text="issue")
+    for given, missing in (({}, "missing_recipient_team_id"),
+                           ({"recipient_team_id": TEAM_ID}, "missing_recipient_user_id"),
+                           ({"recipient_user_id": APPROVER_USER_ID}, "missing_recipient_team_id")):
+        err = error_of(lambda given=given: client.chat_startStream(
+            channel=channel, thread_ts=parent["ts"], markdown_text="x", **given))
+        assert err.response["error"] == missing
+    replies = client.conversations_replies(channel=channel, ts=parent["ts"])["messages"]
+    assert [m["ts"] for m in replies] == [parent["ts"]]  # nothing was posted
+    dm = client.conversations_open(users=APPROVER_USER_ID)["channel"]["id"]
+    question = client.chat_postMessage(channel=dm, text="question")
+    assert client.chat_startStream(channel=dm, thread_ts=question["ts"], markdown_text="ok")["ts"]
+
+
+def test_usergroups_users_list_names_the_approvers(running, client: WebClient) -> None:
+    found = client.usergroups_users_list(usergroup=APPROVER_GROUP_ID)
+    assert found["users"] == [APPROVER_USER_ID]
+    assert APPROVER_GROUP_ID.startswith("S")
+    err = error_of(lambda: client.usergroups_users_list(usergroup="S0NOSUCH01"))
+    assert err.response["error"] == "no_such_subteam"
+    app = WebClient(token=running.credentials.app_token.get_secret_value(),
+                    base_url=running.api_url)
+    err = error_of(lambda: app.usergroups_users_list(usergroup=APPROVER_GROUP_ID))
+    assert err.response["error"] == "not_allowed_token_type"
 
 
 def test_file_upload_v2_shows_the_file_in_the_thread(running, client: WebClient) -> None:
@@ -246,8 +281,8 @@ def test_invalid_blocks_name_the_reason_like_slack(client: WebClient) -> None:
     err = error_of(lambda: client.chat_postMessage(channel="#data-alerts", text="x",
                                                    blocks=[SECTION, long_button]))
     messages = err.response["response_metadata"]["messages"]
-    assert messages == ["[ERROR] text attribute cannot exceed 75 characters "
-                        "[json-pointer:/blocks/1]"]
+    assert messages == [("[ERROR] text attribute cannot exceed 75 characters "
+                         "[json-pointer:/blocks/1]")]
     err = error_of(lambda: client.chat_postMessage(channel="#data-alerts", text="x",
                                                    blocks=[{"type": "sparkles"}]))
     assert err.response["error"] == "invalid_blocks"

@@ -8,7 +8,7 @@ error names and rate limits. Humans act on the web page at `/`.
 
 from bot.slack.workspace.credentials import Credentials, load_credentials
 from bot.slack.workspace.server import RunningWorkspace, start_workspace
-from bot.slack.workspace.state import APPROVER_USER_ID, NON_APPROVER_USER_ID
+from bot.slack.workspace.state import APPROVER_GROUP_ID, APPROVER_USER_ID, NON_APPROVER_USER_ID
 
-__all__ = ["APPROVER_USER_ID", "NON_APPROVER_USER_ID", "Credentials", "RunningWorkspace",
-           "load_credentials", "start_workspace"]
+__all__ = ["APPROVER_GROUP_ID", "APPROVER_USER_ID", "NON_APPROVER_USER_ID", "Credentials",
+           "RunningWorkspace", "load_credentials", "start_workspace"]

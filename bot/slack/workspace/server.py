@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -155,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
     def app(self) -> dict[str, Any]:
         return self.server.app  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.command, urlsplit(self.path).path.split("/upload/")[0])
 
     def _body(self) -> bytes:
@@ -170,8 +172,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         for key, value in (headers or {}).items():
             self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The page was closed while its long poll waited: nobody is left to answer.
+            self.close_connection = True
+            log.debug("the client of %s went away", urlsplit(self.path).path)
 
     def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(data).encode(), "application/json; charset=utf-8", headers)
@@ -191,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- routes --------------------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802 (stdlib naming)
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path.startswith("/api/"):
             return self._api(path.removeprefix("/api/"), b"")
@@ -202,10 +209,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/ui/state":
             return self._state()
         if path.startswith("/files/"):
-            return self._file(path.split("/")[2])
+            return self._file(path.split("/")[2], "download" in urlsplit(self.path).query)
         self._json(404, {"ok": False, "error": "not_found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path, body = urlsplit(self.path).path, self._body()
         if path.startswith("/api/"):
             return self._api(path.removeprefix("/api/"), body)
@@ -237,12 +244,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, b"invalid upload url", "text/plain")
         self._send(200, f"OK - {len(body)}".encode(), "text/plain")
 
-    def _file(self, file_id: str) -> None:
+    def _file(self, file_id: str, download: bool) -> None:
         row = self.app["running"].workspace.file_row(file_id)
         if row is None or row["content"] is None:
             return self._json(404, {"ok": False, "error": "file_not_found"})
+        # `url_private_download` (…?download=1) saves the file; `url_private` shows it.
+        name = re.sub(r'[^A-Za-z0-9._-]+', "_", row["name"])
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'} if download else None
         self._send(200, row["content"], "text/plain; charset=utf-8"
-                   if not row["name"].endswith(".png") else "image/png")
+                   if not row["name"].endswith(".png") else "image/png", headers)
 
     def _response(self, token: str, body: bytes) -> None:
         context = self.app["handles"].use_response_url(token)
@@ -269,9 +279,13 @@ class _Handler(BaseHTTPRequestHandler):
         running: RunningWorkspace = self.app["running"]
         if query.get("since", "").isdigit():
             running.workspace.wait_for_change(int(query["since"]), LONG_POLL)
-        self._json(200, page_state(running.workspace, running.delivery, self.app["hub"],
-                                   running.credentials, user=query.get("user"),
-                                   channel=query.get("channel"), commands=COMMANDS))
+        try:
+            state = page_state(running.workspace, running.delivery, self.app["hub"],
+                               running.credentials, user=query.get("user"),
+                               channel=query.get("channel"), commands=COMMANDS)
+        except sqlite3.ProgrammingError:  # the workspace stopped while this poll waited
+            return self._json(503, {"ok": False, "error": "stopping"})
+        self._json(200, state)
 
     def _ui(self, action: str, body: bytes) -> None:
         """A person's action from the page; errors go back as `{"ok": false, "error": …}`."""

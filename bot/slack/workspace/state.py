@@ -28,6 +28,7 @@ BOT_USER_ID = "U0SLEUTHBOT"
 BOT_NAME = "sleuth"
 APPROVER_USER_ID = "U0ALEX0001"
 NON_APPROVER_USER_ID = "U0SAM00002"
+APPROVER_GROUP_ID = "S0APPROVERS"
 DEMO_CHANNELS = ("data-alerts", "data-commerce", "data-marketing", "data-finance")
 
 # (id, handle, real name, title): Alex may approve pull requests in the demo, Sam may not.
@@ -35,6 +36,12 @@ DEMO_USERS = (
     (APPROVER_USER_ID, "alex", "Alex Rivera", "Data platform lead (approver)"),
     (NON_APPROVER_USER_ID, "sam", "Sam Okafor", "Analytics engineer"),
     ("U0JO000003", "jo", "Jo Lindqvist", "Finance analyst"),
+)
+
+# (id, handle, name, members): the user group the app may be told approves pull requests.
+# Fixed, not stored, so a workspace made before groups existed has them too.
+DEMO_USERGROUPS = (
+    (APPROVER_GROUP_ID, "data-approvers", "Data approvers", (APPROVER_USER_ID,)),
 )
 
 _SCHEMA = """
@@ -94,8 +101,11 @@ class Workspace:
             self._seed()
 
     def close(self) -> None:
-        with self._lock:
+        """Close the database and wake the page's long polls (they then answer "stopping")."""
+        with self._changed:
             self._db.close()
+            self.version += 1
+            self._changed.notify_all()
 
     # ---- plumbing ---------------------------------------------------------------------
 
@@ -170,6 +180,13 @@ class Workspace:
     def user_by_name(self, name: str) -> dict[str, Any] | None:
         row = self._row("SELECT * FROM users WHERE lower(name) = lower(?)", name)
         return _user_json(row) if row else None
+
+    def usergroup_members(self, group_id: str) -> list[str] | None:
+        """The user ids in the user group `group_id`, or None when there is no such group."""
+        for found, _handle, _name, members in DEMO_USERGROUPS:
+            if found == group_id:
+                return list(members)
+        return None
 
     # ---- channels ---------------------------------------------------------------------
 

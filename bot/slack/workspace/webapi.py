@@ -161,7 +161,7 @@ def _limit(args: dict[str, Any], default: int, most: int) -> int:
         raise ApiError("invalid_limit") from exc
 
 
-# ---- auth, users ------------------------------------------------------------------------
+# ---- auth, users, user groups ------------------------------------------------------------
 
 def auth_test(api: WebApi, args: dict[str, Any]) -> dict[str, Any]:
     return {"url": api.base_url(), "team": TEAM_NAME, "user": BOT_NAME, "team_id": TEAM_ID,
@@ -177,6 +177,17 @@ def users_info(api: WebApi, args: dict[str, Any]) -> dict[str, Any]:
 
 def users_list(api: WebApi, args: dict[str, Any]) -> dict[str, Any]:
     return {"members": api.ws.users(), "cache_ts": 0, "response_metadata": {"next_cursor": ""}}
+
+
+def usergroups_users_list(api: WebApi, args: dict[str, Any]) -> dict[str, Any]:
+    group = str(args.get("usergroup") or "")
+    if not group:
+        raise ApiError("invalid_arguments",
+                       messages=["[ERROR] missing required field: usergroup"])
+    members = api.ws.usergroup_members(group)
+    if members is None:
+        raise ApiError("no_such_subteam")
+    return {"users": members}
 
 
 # ---- chat ------------------------------------------------------------------------------
@@ -247,8 +258,8 @@ def _chunk_parts(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[
     text = str(args.get("markdown_text") or "")
     chunks = parse_json_arg(args["chunks"]) if args.get("chunks") else []
     if not isinstance(chunks, list):
-        raise ApiError("invalid_arguments", messages=["[ERROR] must provide an array "
-                                                      "[json-pointer:/chunks]"])
+        raise ApiError("invalid_arguments",
+                       messages=["[ERROR] must provide an array [json-pointer:/chunks]"])
     tasks, blocks = [], []
     for chunk in chunks:
         kind = chunk.get("type") if isinstance(chunk, dict) else None
@@ -259,9 +270,8 @@ def _chunk_parts(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[
         elif kind == "blocks":
             blocks += chunk.get("blocks") or []
         else:
-            raise ApiError("invalid_arguments",
-                           messages=[f"[ERROR] unsupported chunk type: {kind} "
-                                     "[json-pointer:/chunks]"])
+            reason = f"[ERROR] unsupported chunk type: {kind} [json-pointer:/chunks]"
+            raise ApiError("invalid_arguments", messages=[reason])
     return text, tasks, blocks
 
 
@@ -283,11 +293,21 @@ def _streaming(api: WebApi, args: dict[str, Any]) -> tuple[dict[str, Any], dict[
     return channel, found
 
 
+def _require_recipient(channel: dict[str, Any], args: dict[str, Any]) -> None:
+    """Outside a DM Slack streams to one person and refuses a stream without them (team first)."""
+    if channel["is_im"]:
+        return
+    for key in ("recipient_team_id", "recipient_user_id"):
+        if not args.get(key):
+            raise ApiError(f"missing_{key}")
+
+
 def chat_start_stream(api: WebApi, args: dict[str, Any]) -> dict[str, Any]:
     channel = api.channel_of(args)
     if not args.get("thread_ts"):
         raise ApiError("invalid_arguments",
                        messages=["[ERROR] missing required field: thread_ts"])
+    _require_recipient(channel, args)
     thread_ts = _thread_root(api, channel, args.get("thread_ts"))
     text, tasks, blocks = _chunk_parts(args)
     message = api.ws.add_message(channel["id"], user=BOT_USER_ID, text=text, thread_ts=thread_ts,
@@ -494,6 +514,7 @@ METHODS: dict[str, tuple[Handler, str]] = {
     "auth.test": (auth_test, "bot"),
     "users.info": (users_info, "bot"),
     "users.list": (users_list, "bot"),
+    "usergroups.users.list": (usergroups_users_list, "bot"),
     "chat.postMessage": (chat_post_message, "bot"),
     "chat.update": (chat_update, "bot"),
     "chat.postEphemeral": (chat_post_ephemeral, "bot"),

@@ -142,7 +142,7 @@ function attrs(obj) {
 function element(el, block, where) {
   const ids = { "data-action-id": el.action_id, "data-block-id": block.block_id, ...where };
   if (el.type === "button") {
-    return `<button type="button" class="btn ${esc(el.style || "")}" data-testid="button-${esc(el.action_id)}"${attrs(ids)}${attrs({ "data-value": el.value, "data-url": el.url })}>${textObject(el.text)}</button>`;
+    return `<button type="button" class="btn ${esc(el.style || "")}" data-testid="button"${attrs(ids)}${attrs({ "data-value": el.value, "data-url": el.url })}>${textObject(el.text)}</button>`;
   }
   if (el.type === "static_select" || el.type === "overflow" || el.type === "radio_buttons") {
     const opts = (el.options || []).map((o) => `<option value="${esc(o.value)}">${esc(o.text?.text)}</option>`).join("");
@@ -190,7 +190,8 @@ function richText(block) {
 function inputBlock(block, errors) {
   const el = block.element || {};
   const name = `${block.block_id}::${el.action_id}`;
-  const common = attrs({ name, "data-testid": `input-${el.action_id}`, "data-block-id": block.block_id, "data-action-id": el.action_id });
+  const common = attrs({ name, "data-testid": `input-${el.action_id}`, "data-block-id": block.block_id, "data-action-id": el.action_id,
+    maxlength: el.max_length, placeholder: el.placeholder?.text, required: block.optional ? undefined : "" });
   let field;
   if (el.type === "plain_text_input") {
     field = el.multiline
@@ -211,7 +212,7 @@ function blocksHtml(blocks, where, errors) {
     const id = attrs({ "data-testid": `block-${b.type}`, "data-block-id": b.block_id });
     switch (b.type) {
       case "section": {
-        const fields = b.fields ? `<div class="fields">${b.fields.map((f) => `<div>${textObject(f)}</div>`).join("")}</div>` : "";
+        const fields = b.fields ? `<div class="fields">${b.fields.map((f) => `<div data-testid="field">${textObject(f)}</div>`).join("")}</div>` : "";
         const acc = b.accessory ? `<div class="accessory">${element(b.accessory, b, where)}</div>` : "";
         return `<div class="block section"${id}><div class="section-main">${textObject(b.text)}${fields}</div>${acc}</div>`;
       }
@@ -260,7 +261,7 @@ function messageHtml(m, inThread) {
     body += `<div class="text">${mrkdwn(m.text)}</div>`;
   }
   if (m.files && m.files.length) {
-    body += `<div class="files">${m.files.map((f) => `<a data-testid="file" data-file-id="${esc(f.id)}" href="${esc(safeUrl(f.url_private))}" target="_blank">📄 ${esc(f.title || f.name)}</a>`).join(" ")}</div>`;
+    body += `<div class="files">${m.files.map((f) => `<a data-testid="file" data-file-id="${esc(f.id)}" href="${esc(safeUrl(f.url_private_download || f.url_private))}" download="${esc(f.name)}">📄 ${esc(f.title || f.name)}</a>`).join(" ")}</div>`;
   }
   const reactions = (m.reactions || []).map((r) => `<button type="button" class="reaction${r.users.includes(ui.state.me) ? " mine" : ""}" data-testid="reaction-${esc(r.name)}" data-reaction="${esc(r.name)}" data-count="${r.count}" title="${esc(r.users.map(userName).join(", "))}">${emoji(r.name)} ${r.count}</button>`).join("");
   const picker = ui.picker === m.ts
