@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -115,7 +116,7 @@ def demo_run(
     """Build the healthy history and inject a scenario; start the local Slack workspace, the
     bot and the scheduler; file what broke into issues, post their cards and investigate each
     one live in its thread. Runs until Ctrl-C (`--once`: until the reports are posted)."""
-    from bot.demo.live import demo_settings, start_live, wait_until_stopped
+    from bot.demo.live import demo_settings, start_live
     from bot.demo.platform import run_scenario
     from bot.demo.scenarios import get_scenario
     from bot.demo.views import outcome_panel
@@ -144,11 +145,24 @@ def demo_run(
         demo.stop(wait=True)
     else:
         console.print("[dim]Running: the scheduler polls every minute. Ctrl-C stops.[/dim]")
-        wait_until_stopped(demo, console)
+        until_interrupted(demo.stop)
     console.print("[dim]Other scenarios: `sleuth demo scenarios`; inject one with "
                   "`sleuth demo run --scenario NAME`. `sleuth signals`, `sleuth issues` "
                   "show what intake stored.[/dim]")
     _exit_after_threads()
+
+
+def until_interrupted(stop: Callable[[], None]) -> None:
+    """Wait for Ctrl-C, then `stop` (also when something else ends the wait)."""
+    import time
+
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        stop()
 
 
 def _exit_after_threads() -> None:
@@ -423,7 +437,6 @@ def workspace(
 
     Ctrl-C stops. Its history is kept under the data directory.
     """
-    import time
 
     from bot.slack.workspace import start_workspace
     from bot.slack.workspace.credentials import credentials_path
@@ -438,13 +451,7 @@ def workspace(
                   highlight=False)
     console.print(f"Events go to {config.request_url or '(no Request URL)'} unless the app "
                   "connects over Socket Mode. Ctrl-C stops.", highlight=False)
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        console.print("stopping…")
-    finally:
-        running.stop()
+    until_interrupted(running.stop)
 
 
 def main() -> None:

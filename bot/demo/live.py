@@ -9,7 +9,6 @@ type `/investigate`) until Ctrl-C, or with `once` exits when the investigations 
 from __future__ import annotations
 
 import gc
-import time
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -80,16 +79,6 @@ def start_live(settings: Settings, engine: Engine, console: Console
         demo.stop()
         raise
     return demo, results, outcome
-
-
-def wait_until_stopped(demo: LiveDemo, console: Console) -> None:
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        console.print("stopping…")
-    finally:
-        demo.stop()
 
 
 def _show_report(console: Console, done: Investigated) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,9 +16,12 @@ from urllib.parse import parse_qsl
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy.engine import Engine
 
+from bot.slack.messages import Poster
 from bot.slack.workspace import RunningWorkspace, start_workspace
 from bot.slack.workspace.ratelimit import RateLimiter
+from bot.store import open_store
 
 
 @pytest.fixture
@@ -142,3 +146,34 @@ def receiver(running: RunningWorkspace) -> Iterator[Receiver]:
         yield found
     finally:
         found.stop()
+
+
+class CountingClient(WebClient):
+    """A real client that counts the Web API methods it calls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: Counter[str] = Counter()
+        self.appended: list[int] = []  # characters of each chat.appendStream
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.calls[api_method] += 1
+        if api_method == "chat.appendStream":
+            self.appended.append(len((kwargs.get("json") or {}).get("markdown_text") or ""))
+        return super().api_call(api_method, **kwargs)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return open_store(f"sqlite:///{tmp_path / 'sleuth.db'}")
+
+
+@pytest.fixture
+def counting(running: RunningWorkspace) -> CountingClient:
+    return CountingClient(token=running.credentials.bot_token.get_secret_value(),
+                          base_url=running.api_url)
+
+
+@pytest.fixture
+def poster(counting: CountingClient, engine: Engine) -> Poster:
+    return Poster(counting, engine)

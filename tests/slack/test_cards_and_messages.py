@@ -4,7 +4,6 @@ Slack's rate limit waited out."""
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,41 +17,12 @@ from sqlmodel import Session, select
 from bot.errors import SleuthError
 from bot.slack.cards import Cards, card_key
 from bot.slack.messages import Poster, slack_client
-from bot.slack.workspace import RunningWorkspace, start_workspace
+from bot.slack.workspace import start_workspace
 from bot.slack.workspace.ratelimit import RateLimiter
-from bot.store import open_store
 from bot.store.models import Issue, IssueStatus, SlackMessage
-from tests.slack.conftest import channel_id
+from tests.slack.conftest import CountingClient, channel_id
 
 DEFAULT_CHANNEL = "#data-alerts"
-
-
-class CountingClient(WebClient):
-    """A WebClient that counts the Web API methods it calls."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: Counter[str] = Counter()
-
-    def api_call(self, api_method: str, **kwargs: Any) -> Any:
-        self.calls[api_method] += 1
-        return super().api_call(api_method, **kwargs)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return open_store(f"sqlite:///{tmp_path / 'sleuth.db'}")
-
-
-@pytest.fixture
-def counting(running: RunningWorkspace) -> CountingClient:
-    return CountingClient(token=running.credentials.bot_token.get_secret_value(),
-                          base_url=running.api_url)
-
-
-@pytest.fixture
-def poster(counting: CountingClient, engine: Engine) -> Poster:
-    return Poster(counting, engine)
 
 
 def add_issue(engine: Engine, channel: str = "#data-commerce", **changes: Any) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import threading
 import urllib.request
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,22 +33,7 @@ from bot.slack.workspace.validation import MAX_TEXT, block_errors
 from bot.store import open_store
 from bot.store.models import Investigation
 from tests.conftest import DEMO_DAYS, DEMO_SEED
-from tests.slack.conftest import channel_id
-
-
-class CountingClient(WebClient):
-    """A real client that counts the Web API methods it calls."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: Counter[str] = Counter()
-        self.appended: list[int] = []  # characters of each chat.appendStream
-
-    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
-        self.calls[api_method] += 1
-        if api_method == "chat.appendStream":
-            self.appended.append(len((kwargs.get("json") or {}).get("markdown_text") or ""))
-        return super().api_call(api_method, **kwargs)
+from tests.slack.conftest import CountingClient, channel_id
 
 
 class Clock:
@@ -63,11 +47,6 @@ class Clock:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return open_store(f"sqlite:///{tmp_path / 's.db'}")
-
-
-@pytest.fixture
 def investigation_id(engine: Engine) -> int:
     with Session(engine) as session:
         row = Investigation(question="why did fct_orders fail?", trigger="button",
@@ -76,17 +55,6 @@ def investigation_id(engine: Engine) -> int:
         session.commit()
         assert row.id is not None
         return row.id
-
-
-@pytest.fixture
-def counting(running: RunningWorkspace) -> CountingClient:
-    return CountingClient(token=running.credentials.bot_token.get_secret_value(),
-                          base_url=running.api_url)
-
-
-@pytest.fixture
-def poster(counting: CountingClient, engine: Engine) -> Poster:
-    return Poster(counting, engine)
 
 
 @pytest.fixture
