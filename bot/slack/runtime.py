@@ -90,8 +90,8 @@ class RunningBot:
         self.stopped = True
         if self.scheduler is not None:
             stop_scheduler(self.scheduler, wait=wait)
+        self.bot.jobs.shutdown(wait=wait)  # investigations post to Slack, not to the endpoint
         self.endpoint.stop()
-        self.bot.jobs.shutdown(wait=wait)
 
 
 def start_bot(settings: Settings, engine: Engine, *, secrets: Secrets | None = None,
