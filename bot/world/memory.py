@@ -25,8 +25,7 @@ class IssueMemory:
         return [MemoryHit(issue_id=hit.id, title=str(hit.metadata.get("summary") or hit.text),
                           similarity=round(hit.similarity, 4),
                           root_cause=hit.metadata.get("root_cause"),
-                          fix=" Resolution: ".join(str(x) for x in (
-                              hit.metadata.get("fix"), hit.metadata.get("outcome")) if x) or None)
+                          fix=_with_outcome(hit.metadata.get("fix"), hit.metadata.get("outcome")))
                 for hit in self.index.search(text, k=k)]
 
     def remember(self, issue_id: str | int, *, summary: str, root_cause: str, fix: str,
@@ -38,3 +37,10 @@ class IssueMemory:
             "summary": summary, "root_cause": root_cause, "fix": fix,
             "fingerprint": fingerprint, "outcome": outcome, "status": "closed",
             "updated_at": datetime.now(UTC).isoformat()})
+
+
+def _with_outcome(fix: str | None, outcome: str | None) -> str | None:
+    """The fix, and the human's resolution line when it says something the fix does not."""
+    if outcome and outcome not in (fix or ""):
+        return f"{fix}. Resolution: {outcome}" if fix else outcome
+    return fix

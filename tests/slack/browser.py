@@ -8,6 +8,7 @@ Debian's). Without Playwright or a Chromium the tests skip and say why.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Iterator
@@ -50,6 +51,12 @@ def chromium_fixture() -> Iterator[Any]:
         pytest.skip(f"SLEUTH_CHROMIUM={where} is not an executable" if where else
                     "no Chromium on PATH (chromium, chromium-browser, google-chrome): run "
                     "scripts/ensure-chromium or set SLEUTH_CHROMIUM")
+    try:  # an earlier test can leave an asyncio loop running here; Playwright's sync API refuses it
+        asyncio.get_running_loop()
+        pytest.skip("an asyncio loop is running in this thread (left by an earlier test); "
+                    "Playwright's sync API cannot start")
+    except RuntimeError:
+        pass
     with sync_playwright() as playwright:
         try:
             browser = playwright.chromium.launch(executable_path=path, args=LAUNCH_ARGS)

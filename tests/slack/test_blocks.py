@@ -148,7 +148,7 @@ def test_a_resolved_issue_shows_its_resolution_and_no_investigate_or_resolve():
         status=IssueStatus.resolved, resolution="reverted 1a2b3c4 & backfilled",
         resolved_at=datetime(2026, 11, 20, 6, 0, tzinfo=UTC)))
     assert_valid(blocks)
-    assert set(buttons(blocks)) == {ACTION_MUTE}
+    assert set(buttons(blocks)) == set()  # nothing to do on a resolved card
     assert any("reverted 1a2b3c4 &amp; backfilled" in t for t in texts(blocks))
     assert any("resolved 2026-11-20 06:00 UTC" in t for t in texts(blocks))
 
