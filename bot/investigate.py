@@ -265,3 +265,10 @@ def investigate_scenario(settings: Settings, engine: Engine, name: str,
     """Run the scenario and intake, then investigate every issue it opened (none for noise)."""
     opened = scenario_issues(settings, engine, name, console, cache)
     return [investigate_issue(settings, engine, i, console=console, **kwargs) for i in opened]
+
+
+def report_of(engine: Engine, investigation_id: int) -> Report | None:
+    """The stored report an investigation ended with (None while it runs)."""
+    with Session(engine) as session:
+        return session.exec(select(Report).where(Report.investigation_id == investigation_id)
+                            ).first()

@@ -484,6 +484,17 @@ def _modal(callback_id: str, title: str, submit: str, blocks: Blocks,
             "private_metadata": json.dumps(metadata)}
 
 
+def resolution_prompt(issue_id: int) -> tuple[str, Blocks]:
+    """The ephemeral ask after a :white_check_mark: resolved an issue: its one-line resolution,
+    through the same modal as the card's Resolve button."""
+    text = f"Issue #{issue_id} is resolved. What fixed it?"
+    return text, [
+        _section(f"Issue #{issue_id} is resolved. Say in one line what fixed it: the next "
+                 "investigation of a problem like it will read this."),
+        {"type": "actions", "elements": [_button("Add the resolution", ACTION_RESOLVE,
+                                                 issue_id)]}]
+
+
 # ---------------------------------------------------------------- /investigate
 
 def investigate_help(problem: str | None = None) -> str:

@@ -51,10 +51,8 @@ class Cards:
         if self.poster.recorded(key) is None:
             self._post(issue, text, blocks)
             return True
-        self.poster.update(key, text, blocks)
-        if reopened:
-            card = self.poster.recorded(key)
-            assert card is not None
+        card = self.poster.update(key, text, blocks)
+        if reopened and card is not None:
             self.poster.post(f"reopened:{issue_id}:{issue.last_seen.isoformat()}", card.channel,
                              ":repeat: This issue happened again after it was resolved.",
                              kind="notice", thread_ts=card.ts, issue_id=issue_id)

@@ -21,11 +21,17 @@ from agents.orchestrator import Investigation as Inputs
 from agents.redact import redact
 from agents.trace import TraceEvent
 from bot.config import Secrets, Settings
-from bot.investigate import Investigated, issue_inputs, question_inputs, run_investigation
+from bot.investigate import (
+    Investigated,
+    issue_inputs,
+    question_inputs,
+    report_of,
+    run_investigation,
+)
 from bot.slack.cards import Cards
 from bot.slack.messages import Poster
 from bot.slack.thread import ThreadTrace
-from bot.store.models import Investigation, Report
+from bot.store.models import Investigation, SlackMessage
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +96,7 @@ class Investigations:
         """A question asked in an investigation's thread, with that investigation's report."""
         with Session(self.engine) as session:
             earlier = session.get(Investigation, investigation_id)
-            report = session.exec(select(Report).where(
-                Report.investigation_id == investigation_id)).first()
+        report = report_of(self.engine, investigation_id)
         context = [f"Follow-up to investigation #{investigation_id}"
                    + (f" ({earlier.question})" if earlier else "") + "."]
         if report is not None:
@@ -158,8 +163,6 @@ class Investigations:
 
 def latest_investigation(engine: Engine, thread_ts: str) -> int | None:
     """The newest investigation shown in the thread rooted at `thread_ts`."""
-    from bot.store.models import SlackMessage
-
     with Session(engine) as session:
         found = session.exec(select(SlackMessage).where(
             SlackMessage.thread_ts == thread_ts, col(SlackMessage.investigation_id).is_not(None))

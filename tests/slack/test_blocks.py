@@ -28,6 +28,7 @@ from bot.slack.blocks import (
     issue_card,
     pr_confirm_modal,
     report_blocks,
+    resolution_prompt,
     resolve_modal,
     thread_summary,
     trace_markdown,
@@ -363,3 +364,9 @@ def test_investigate_help_gives_usage_with_examples(problem: str | None):
     assert "<" not in answer  # the usage's placeholder is escaped too
     if problem:
         assert answer.startswith("no issue 999 &lt;!here&gt;")
+
+
+def test_the_resolution_prompt_offers_the_resolve_modal() -> None:
+    text, blocks = resolution_prompt(12)
+    assert_valid(blocks)
+    assert "#12" in text and buttons(blocks) == {ACTION_RESOLVE: "12"}

@@ -19,6 +19,7 @@ from bot.slack.blocks import (
     ACTION_RESOLVE,
     ACTION_UNMUTE,
     VIEW_RESOLVE,
+    resolution_prompt,
     resolve_modal,
 )
 from bot.slack.listeners.common import action_value, ephemeral, note_in_thread
@@ -79,15 +80,8 @@ def resolve_by_reaction(bot: Bot, client: WebClient, issue_id: int, user: str,
     bot.cards.show(issue_id)
     if issue.resolution:
         return
-    client.chat_postEphemeral(
-        channel=channel, user=user, text=f"Issue #{issue_id} is resolved. What fixed it?",
-        blocks=[{"type": "section", "text": {
-                    "type": "mrkdwn", "text": f"Issue #{issue_id} is resolved. Say in one "
-                                              "line what fixed it: the next investigation of "
-                                              "a problem like it will read this."}},
-                {"type": "actions", "elements": [{
-                    "type": "button", "action_id": ACTION_RESOLVE, "value": str(issue_id),
-                    "text": {"type": "plain_text", "text": "Add the resolution"}}]}])
+    text, blocks = resolution_prompt(issue_id)
+    client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
 
 
 def _set_status(bot: Bot, issue_id: int, status: IssueStatus, user: str) -> None:

@@ -9,13 +9,12 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import Session, select
 
+from bot.investigate import report_of
 from bot.slack.app import Bot, first_time
 from bot.slack.jobs import Place
 from bot.slack.listeners.issues import resolve_by_reaction
 from bot.slack.listeners.reports import rate
-from bot.store.models import Report
 
 log = logging.getLogger(__name__)
 INVESTIGATE = {"mag", "mag_right"}
@@ -37,9 +36,10 @@ def register(app: App, bot: Bot) -> None:
         elif name in RESOLVE and ours is not None and ours.kind == "card" and ours.issue_id:
             resolve_by_reaction(bot, client, ours.issue_id, user, channel)
         elif name in RATINGS and ours is not None and ours.kind == "report":
-            report_id = _report_of(bot, ours.investigation_id)
-            if report_id is not None:
-                rate(bot, report_id, user, RATINGS[name])
+            report = report_of(bot.engine, ours.investigation_id) \
+                if ours.investigation_id else None
+            if report is not None and report.id is not None:
+                rate(bot, report.id, user, RATINGS[name])
 
 
 def _investigate(bot: Bot, client: WebClient, channel: str, ts: str, user: str,
@@ -76,12 +76,3 @@ def _message(client: WebClient, channel: str, ts: str) -> dict[str, Any] | None:
         log.warning("cannot read the :mag:'d message %s in %s: %s", ts, channel,
                     exc.response.get("error"))
         return None
-
-
-def _report_of(bot: Bot, investigation_id: int | None) -> int | None:
-    if investigation_id is None:
-        return None
-    with Session(bot.engine) as session:
-        row = session.exec(select(Report).where(Report.investigation_id == investigation_id)
-                           ).first()
-    return row.id if row else None
