@@ -1,14 +1,12 @@
 """A real browser for the workspace page: Playwright (sync API) driving an installed Chromium.
 
-Import `browser_page_fixture` and `chromium_fixture` into a test module to use the
-`browser_page` fixture. Nothing is downloaded: Playwright's own
+tests/slack/conftest.py registers the `browser_page` and `chromium` fixtures. Nothing is downloaded: Playwright's own
 browser builds are not used, the system's Chromium is (`scripts/ensure-chromium` installs
 Debian's). Without Playwright or a Chromium the tests skip and say why.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import Iterator
@@ -51,12 +49,6 @@ def chromium_fixture() -> Iterator[Any]:
         pytest.skip(f"SLEUTH_CHROMIUM={where} is not an executable" if where else
                     "no Chromium on PATH (chromium, chromium-browser, google-chrome): run "
                     "scripts/ensure-chromium or set SLEUTH_CHROMIUM")
-    try:  # an earlier test can leave an asyncio loop running here; Playwright's sync API refuses it
-        asyncio.get_running_loop()
-        pytest.skip("an asyncio loop is running in this thread (left by an earlier test); "
-                    "Playwright's sync API cannot start")
-    except RuntimeError:
-        pass
     with sync_playwright() as playwright:
         try:
             browser = playwright.chromium.launch(executable_path=path, args=LAUNCH_ARGS)

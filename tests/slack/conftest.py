@@ -23,6 +23,10 @@ from bot.slack.workspace import RunningWorkspace, start_workspace
 from bot.slack.workspace.ratelimit import RateLimiter
 from bot.store import open_store
 
+# Registered here, once: a copy imported into each module would start a second Playwright
+# (its sync API refuses to start inside the first one's event loop).
+from tests.slack.browser import browser_page_fixture, chromium_fixture  # noqa: F401
+
 
 @pytest.fixture
 def running(isolated_home: Path) -> Iterator[RunningWorkspace]:

@@ -21,11 +21,7 @@ from bot.slack.blocks import (
 from bot.slack.workspace import APPROVER_USER_ID
 from bot.store.models import Feedback, Investigation, Report
 from tests.slack.botrig import start_rig
-from tests.slack.browser import (  # noqa: F401 (the fixtures)
-    browser_page_fixture,
-    chromium_fixture,
-    open_channel,
-)
+from tests.slack.browser import open_channel
 from tests.slack.conftest import wait_for
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect

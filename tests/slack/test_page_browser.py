@@ -14,11 +14,7 @@ from slack_sdk import WebClient
 
 from bot.slack.workspace import APPROVER_USER_ID
 from bot.slack.workspace.state import TEAM_ID
-from tests.slack.browser import (  # noqa: F401 (the fixtures)
-    browser_page_fixture,
-    chromium_fixture,
-    open_channel,
-)
+from tests.slack.browser import open_channel
 from tests.slack.conftest import Received, Receiver, channel_id, wait_for
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
