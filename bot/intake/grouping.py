@@ -58,7 +58,7 @@ class SimilarIssues(Protocol):
 
 @dataclass(frozen=True)
 class GroupingSettings:
-    similarity_threshold: float = 0.85
+    similarity_threshold: float = 0.9
     lineage_window: timedelta = timedelta(hours=12)
     default_channel: str = "#data-alerts"
 
