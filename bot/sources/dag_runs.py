@@ -239,7 +239,7 @@ class DagRunsSource:
 
     def check(self) -> list[str]:
         """What keeps this source from working, one sentence each; empty if nothing."""
-        return [f"{self.name}: {problem}" for problem in self.backend.check(self.dag_ids)]
+        return self.backend.check(self.dag_ids)
 
     # ------------------------------------------------------------ queries for others
 

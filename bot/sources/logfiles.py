@@ -175,7 +175,7 @@ class LogFileSource:
         """What keeps this source from working, one sentence each; empty if nothing."""
         problems: list[str] = []
         for pattern in self.config.paths:
-            problems += _check_pattern(self.name, pattern)
+            problems += _check_pattern(pattern)
         problems += self._check_header()
         return problems
 
@@ -187,7 +187,7 @@ class LogFileSource:
         if not samples or any(self.header(line) for lines in samples for line in lines):
             return []
         return [
-            f"{self.name}: no line in the first {_HEADER_SAMPLE_BYTES} bytes of "
+            f"no line in the first {_HEADER_SAMPLE_BYTES} bytes of "
             f"{len(samples)} recent file(s) starts with a {self.config.format!r} header; "
             "is `format` (or `header_pattern`) right?"
         ]
@@ -376,7 +376,7 @@ def _epoch(text: str) -> datetime | None:
     return datetime.fromtimestamp(number, UTC)
 
 
-def _check_pattern(name: str, pattern: str) -> list[str]:
+def _check_pattern(pattern: str) -> list[str]:
     """A pattern that matches nothing, and matches that cannot be read."""
     hits = glob.glob(os.path.abspath(os.path.expanduser(pattern)), recursive=True)
     problems: list[str] = []
@@ -389,11 +389,11 @@ def _check_pattern(name: str, pattern: str) -> list[str]:
             with open(path, "rb") as fh:
                 fh.read(1)
         except OSError as exc:
-            problems.append(f"{name}: cannot read {path} ({exc.strerror or exc})")
+            problems.append(f"cannot read {path} ({exc.strerror or exc})")
     if not files:
         root = literal_root(pattern)
         why = "" if os.path.isdir(root) else f" (folder {root} does not exist)"
-        problems.append(f"{name}: no file matches {pattern}{why}")
+        problems.append(f"no file matches {pattern}{why}")
     return problems
 
 

@@ -341,13 +341,13 @@ def test_check_names_a_refused_login_and_a_missing_dag(airflow: tuple[FakeAirflo
     _, url = airflow
     wrong = AirflowApiBackend(url, USER, "guess", sleep=lambda s: None)
     assert DagRunsSource(wrong).check() == [
-        f"airflow: Airflow {url}: login refused for user '{USER}' (HTTP 401); check the "
+        f"Airflow {url}: login refused for user '{USER}' (HTTP 401); check the "
         "username and AIRFLOW_PASSWORD"]
     nobody = AirflowApiBackend(url, USER, None)
     assert DagRunsSource(nobody).check() == [
-        f"airflow: Airflow {url}: AIRFLOW_PASSWORD is not set (user '{USER}' needs it to log in)"]
+        f"Airflow {url}: AIRFLOW_PASSWORD is not set (user '{USER}' needs it to log in)"]
     ok = DagRunsSource(backend(url), dag_ids=[DAG, "nightly"])
-    assert ok.check() == [f"airflow: DAG 'nightly' not found at {url}"]
+    assert ok.check() == [f"DAG 'nightly' not found at {url}"]
 
 
 # --------------------------------------------------------------------------- config
@@ -360,7 +360,7 @@ def test_airflow_config_defaults_to_the_demo_run_records(isolated_home: Path) ->
     assert filled.runs_db == isolated_home / "demo" / "platform" / "runs.sqlite"
     source = dag_runs_source(settings)
     assert isinstance(source.backend, DemoRunsBackend)
-    assert source.check() == [f"airflow: the demo platform's run records {filled.runs_db} do "
+    assert source.check() == [f"the demo platform's run records {filled.runs_db} do "
                               "not exist: run `sleuth demo run` first"]
 
 

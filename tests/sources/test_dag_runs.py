@@ -112,11 +112,11 @@ def test_the_cursor_keeps_the_newest_runs_and_every_one_in_the_overlap(tmp_path:
 def test_check_names_the_missing_file_and_an_unknown_dag(tmp_path: Path) -> None:
     db = tmp_path / "runs.sqlite"
     assert DagRunsSource(DemoRunsBackend(db)).check() == [
-        f"airflow: the demo platform's run records {db} do not exist: run `sleuth demo run` first"]
+        f"the demo platform's run records {db} do not exist: run `sleuth demo run` first"]
     run = a_run("r1", "success", T0)
     save_run(db, run, [a_try(run, "load", 1, "success", 1)])
     assert DagRunsSource(DemoRunsBackend(db), dag_ids=["etl", "nightly"]).check() == [
-        f"airflow: DAG 'nightly' has no runs in {db} (it has: etl)"]
+        f"DAG 'nightly' has no runs in {db} (it has: etl)"]
 
 
 def test_final_state_and_history(tmp_path: Path) -> None:

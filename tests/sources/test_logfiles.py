@@ -541,8 +541,8 @@ def test_check_names_globs_without_files_and_files_it_cannot_read(tmp_path: Path
     source = make_source(tmp_path, "logs/*.log", "missing/**/*.log")
     problems = source.check()
     assert problems == [
-        f"logs:test: cannot read {logs / 'gone.log'} (No such file or directory)",
-        f"logs:test: no file matches {tmp_path / 'missing/**/*.log'} "
+        f"cannot read {logs / 'gone.log'} (No such file or directory)",
+        f"no file matches {tmp_path / 'missing/**/*.log'} "
         f"(folder {tmp_path / 'missing'} does not exist)",
     ]
 
@@ -553,14 +553,14 @@ def test_check_names_files_without_permission(tmp_path: Path) -> None:
     append(log, af("INFO", "fine"))
     log.chmod(0)
     assert make_source(tmp_path, "*.log").check() == [
-        f"logs:test: cannot read {log} (Permission denied)"
+        f"cannot read {log} (Permission denied)"
     ]
 
 
 def test_check_says_when_no_line_has_the_formats_header(tmp_path: Path) -> None:
     append(tmp_path / "a.log", '{"level": "info", "message": "json, not airflow"}\n')
     assert make_source(tmp_path, "*.log").check() == [
-        "logs:test: no line in the first 8192 bytes of 1 recent file(s) starts with a "
+        "no line in the first 8192 bytes of 1 recent file(s) starts with a "
         "'airflow' header; is `format` (or `header_pattern`) right?"
     ]
     assert make_source(tmp_path, "*.log", fmt="jsonl").check() == []

@@ -70,7 +70,7 @@ def test_failed_and_flaky_tasks_of_a_real_run(airflow_server: AirflowServer,
 def test_a_wrong_password_is_named_without_the_password(airflow_server: AirflowServer) -> None:
     backend = AirflowApiBackend(airflow_server.url, USER, "not-" + PASSWORD, retries=0)
     problems = DagRunsSource(backend).check()
-    assert problems == [f"airflow: Airflow {airflow_server.url}: login refused for user "
+    assert problems == [f"Airflow {airflow_server.url}: login refused for user "
                         f"'{USER}' (HTTP 401); check the username and AIRFLOW_PASSWORD"]
     assert PASSWORD not in problems[0]
 
@@ -78,7 +78,7 @@ def test_a_wrong_password_is_named_without_the_password(airflow_server: AirflowS
 def test_an_unknown_dag_is_named(airflow_server: AirflowServer) -> None:
     backend = AirflowApiBackend(airflow_server.url, USER, PASSWORD)
     problems = DagRunsSource(backend, dag_ids=[DAG_ID, "no_such_dag"]).check()
-    assert problems == [f"airflow: DAG 'no_such_dag' not found at {airflow_server.url}"]
+    assert problems == [f"DAG 'no_such_dag' not found at {airflow_server.url}"]
 
 
 def version_of_server(server: AirflowServer) -> str:
