@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt import App, BoltResponse
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +50,8 @@ class Bot:
     user_id: str
     team_id: str | None
     system_map: Callable[[], SystemMap] = field(repr=False, default=SystemMap)
+    # What auth.test answered at start; Bolt is given it instead of asking Slack again.
+    auth: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
 def build_app(bot: Bot, client: WebClient, signing_secret: str | None) -> App:
@@ -56,7 +62,8 @@ def build_app(bot: Bot, client: WebClient, signing_secret: str | None) -> App:
     if not any(isinstance(f, _OwnClient) for f in bolt_log.filters):
         bolt_log.addFilter(_OwnClient())
     app = App(client=client, signing_secret=signing_secret or "",
-              request_verification_enabled=signing_secret is not None, logger=bolt_log)
+              request_verification_enabled=signing_secret is not None, logger=bolt_log,
+              **_known_auth(bot.auth, client))
     app.use(_once(bot.engine))
     for feature in (commands, issues, reports, reactions, mentions):
         feature.register(app, bot)
@@ -69,12 +76,29 @@ def build_app(bot: Bot, client: WebClient, signing_secret: str | None) -> App:
     return app
 
 
+def _known_auth(auth: dict[str, Any], client: WebClient) -> dict[str, Any]:
+    """Bolt's `authorize` from the auth.test the bot already made (Bolt's own single-workspace
+    setup calls auth.test again, at start or at the first request); nothing when not known."""
+    if not auth.get("user_id"):
+        return {}
+
+    def authorize(user_id: str | None) -> AuthorizeResult:  # what Bolt's SingleTeam one gives
+        return AuthorizeResult(enterprise_id=auth.get("enterprise_id"),
+                               team_id=auth.get("team_id"), bot_id=auth.get("bot_id"),
+                               bot_user_id=auth["user_id"], bot_token=client.token,
+                               user_id=user_id)
+
+    return {"authorize": authorize}
+
+
 class _OwnClient(logging.Filter):
-    """Bolt reads SLACK_BOT_TOKEN itself and warns that it goes unused when given a client;
-    the bot always gives its own client (built from that token), so the warning only misleads."""
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that it goes unused when given a client or
+    an `authorize`; the bot always gives its own client (built from that token) and says who it
+    is, so the warnings only mislead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+        return record.getMessage() not in (warning_client_prioritized_and_token_skipped(),
+                                           warning_token_skipped())
 
 
 def delivery_key(body: dict[str, Any]) -> str | None:

@@ -184,6 +184,24 @@ def issue_card(issue: Issue) -> tuple[str, Blocks]:
     return text, blocks
 
 
+def moved_card(issue: Issue, channel: str, permalink: str | None = None) -> tuple[str, Blocks]:
+    """What a card becomes when its issue moved to `channel` (a new root with another owner):
+    where the card is now, and no buttons (they act on the card over there)."""
+    where = _channel(channel)
+    if permalink and _LINK.fullmatch(permalink):
+        where += f": <{permalink}|the card>"
+    text = f"Issue #{issue.id} moved to {where}"
+    blocks: Blocks = [
+        _section(f"➡️ *{escape(_plain(issue.title, HEADER_TEXT))}* moved to {where}"),
+        _context(f"Issue #{issue.id} · its root is now owned by {_channel(channel)}: updates, "
+                 "buttons and new investigations are there"),
+    ]
+    return text, blocks
+
+
+_LINK = re.compile(r"https?://[^\s<>|]+")
+
+
 def _status_line(issue: Issue) -> str:
     if issue.status == IssueStatus.resolved and issue.resolved_at is not None:
         return f"✅ resolved {_when(issue.resolved_at)}"

@@ -124,6 +124,13 @@ class Investigations:
         future = self._running.get(issue_id)
         return future is not None and not future.done()
 
+    def _policy(self, investigation_id: int) -> str:
+        """What drives the investigation (a model's name, or "offline"), as stored when it
+        started: the summary says so from its first post, not only at the end."""
+        with Session(self.engine) as session:
+            row = session.get(Investigation, investigation_id)
+        return row.policy if row is not None else ""
+
     def _submit(self, inputs: Inputs, place: Place, requester: str | None,
                 issue_id: int | None) -> Future:
         return self._pool.submit(self._run, inputs, place, requester, issue_id)
@@ -143,7 +150,7 @@ class Investigations:
                 investigation_id=investigation_id, title=inputs.title, issue_id=issue_id,
                 requester=requester, team_id=self.team_id, mode=self.settings.slack.trace,
                 interval=self.settings.slack.update_interval.total_seconds())
-            forward.trace.start()
+            forward.trace.start(self._policy(investigation_id))
 
         try:
             done = run_investigation(self.settings, self.engine, inputs, sink=forward,

@@ -69,20 +69,23 @@ class Poster:
                 thread_ts=thread_ts, issue_id=issue_id, investigation_id=investigation_id,
                 digest=digest(text, blocks)))
 
-    def update(self, key: str, text: str, blocks: Blocks | None = None) -> SlackMessage | None:
-        """Edit the message recorded under `key`; unchanged content sends nothing."""
+    def update(self, key: str, text: str, blocks: Blocks | None = None, *,
+               kind: str | None = None) -> SlackMessage | None:
+        """Edit the message recorded under `key`; unchanged content sends nothing. `kind`
+        re-labels what the message now is (a card that became a pointer, and back)."""
         found = self.recorded(key)
         if found is None:
             return None
-        new = digest(text, blocks)
-        if new == found.digest:
+        new, kind = digest(text, blocks), kind or found.kind
+        if (new, kind) == (found.digest, found.kind):
             return found
-        self.client.chat_update(channel=found.channel, ts=found.ts, text=text,
-                                blocks=blocks or [])
+        if new != found.digest:
+            self.client.chat_update(channel=found.channel, ts=found.ts, text=text,
+                                    blocks=blocks or [])
         with Session(self.engine) as session:
             row = session.get(SlackMessage, found.id)
             assert row is not None
-            row.digest, row.updated_at = new, utcnow()
+            row.digest, row.kind, row.updated_at = new, kind, utcnow()
             session.add(row)
             session.commit()
             session.refresh(row)

@@ -129,7 +129,8 @@ def make_bot(settings: Settings, engine: Engine, client: WebClient,
                              secrets=secrets, **jobs)
     approvers = Approvers(client, settings.slack.approvers, settings.slack.approver_group)
     return Bot(settings, engine, poster, cards, workers, approvers, user_id=auth["user_id"],
-               team_id=auth.get("team_id"), system_map=cached_map(settings))
+               team_id=auth.get("team_id"), system_map=cached_map(settings),
+               auth={k: auth.get(k) for k in ("user_id", "team_id", "bot_id", "enterprise_id")})
 
 
 def on_outcome(bot: Bot) -> Callable[[IntakeOutcome], None]:

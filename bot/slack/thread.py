@@ -5,8 +5,11 @@ The summary message is edited in place (status, plan, leading hypothesis, confid
 is Slack's streaming message when someone asked for the investigation (a stream goes to one
 person), else one message edited with chat.update that shows the newest lines. Either way
 Slack sees at most one write per `interval`: subagents emit from several threads and many
-events arrive within a second. Every post goes through the `Poster` under a key, so a restart
-that rebuilds the trace for the same investigation finds its messages instead of reposting.
+events arrive within a second. Lines buffered before a quiet spell (a slow query) are shown by a
+thread at most `interval` later, not held until the next event; that thread is joined when the
+trace closes, so nothing is written after the report. Every post goes through the `Poster`
+under a key, so a restart that rebuilds the trace for the same investigation finds its messages
+instead of reposting.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class ThreadTrace:
         self._steps, self._cost = 0, 0.0  # tool results and model spend so far
         self._last_flush = clock()
         self._finished = False
+        self._wake = threading.Condition(self._lock)  # an event was buffered, or the end
+        self._flusher: threading.Thread | None = None  # shows what waits through a quiet spell
 
     # ------------------------------------------------------------------ keys
 
@@ -107,6 +112,8 @@ class ThreadTrace:
                     self._note_scratchpad(event.data)
                 if self.clock() - self._last_flush >= self.interval:
                     self._flush()
+                else:
+                    self._arm()
         except Exception:
             log.exception("investigation %d: could not show trace event %d in Slack", self.id,
                           event.seq)
@@ -114,8 +121,8 @@ class ThreadTrace:
     def finish(self, done: Investigated) -> None:
         """Show the end: the trace closed, the summary final, the report, the case file."""
         result = done.result
+        self._stop_flusher()
         with self._lock:
-            self._finished = True
             _safely("close the trace", self._close_trace)
             self.summary = self.summary.model_copy(update={
                 "status": result.status, "confidence": result.report.confidence,
@@ -129,8 +136,8 @@ class ThreadTrace:
     def fail(self, message: str) -> None:
         """The investigation could not run to its end: say so in the summary (`message` is
         already redacted by the caller)."""
+        self._stop_flusher()
         with self._lock:
-            self._finished = True
             _safely("close the trace", self._close_trace)
             self.summary = self.summary.model_copy(update={
                 "status": "failed", "note": message, "steps": self._steps, "cost_usd": self._cost})
@@ -208,6 +215,38 @@ class ThreadTrace:
             self._show_summary()
         if self._pending:
             self._show(running=True)
+
+    def _arm(self) -> None:
+        """Show what is buffered within `interval` even if no event follows (a slow tool): one
+        thread per trace, started at the first quiet spell; called under the lock."""
+        if self._finished or not (self._pending or self._summary_changed):
+            return
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._show_quiet, name=f"trace-{self.id}",
+                                             daemon=True)
+            self._flusher.start()
+        self._wake.notify()
+
+    def _show_quiet(self) -> None:
+        with self._wake:
+            while not self._finished:
+                if not (self._pending or self._summary_changed):
+                    self._wake.wait()
+                    continue
+                left = self.interval - (self.clock() - self._last_flush)
+                if left > 0:
+                    self._wake.wait(min(left, self.interval))
+                else:
+                    _safely("show the trace", self._flush)
+
+    def _stop_flusher(self) -> None:
+        """No more writes from the quiet-spell thread: it ends before the trace closes."""
+        with self._lock:
+            self._finished = True
+            self._wake.notify_all()
+            flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
 
     def _show(self, *, running: bool) -> None:
         """Append the buffered lines to the stream, or redraw the edited trace message."""

@@ -26,6 +26,7 @@ from bot.slack.blocks import (
     ThreadSummary,
     investigate_help,
     issue_card,
+    moved_card,
     pr_confirm_modal,
     report_blocks,
     resolution_prompt,
@@ -168,6 +169,20 @@ def test_a_card_escapes_a_title_from_the_data():
     assert_valid(blocks)
     assert PING not in text and ESCAPED_PING in text
     assert all(PING not in t and "<https" not in t for t in texts(blocks))
+
+
+def test_a_moved_card_points_at_the_new_card_and_offers_no_buttons():
+    issue = make_issue(title=f"log says {PING}")
+    text, blocks = moved_card(issue, "C0COMMERCE", "http://127.0.0.1:9/#/C0COMMERCE/1.2")
+    assert_valid(blocks)
+    assert buttons(blocks) == {} and all(b["type"] != "actions" for b in blocks)
+    assert "moved to <#C0COMMERCE>: <http://127.0.0.1:9/#/C0COMMERCE/1.2|the card>" in text
+    assert all(PING not in t for t in [text, *texts(blocks)])
+    # no permalink (a workspace without chat.getPermalink), or a strange one: the channel
+    for link in (None, "javascript:alert(1)", "http://x.y/a|b>"):
+        text, blocks = moved_card(issue, "C0COMMERCE", link)
+        assert_valid(blocks)
+        assert text == "Issue #7 moved to <#C0COMMERCE>"
 
 
 # ---------------------------------------------------------------- thread summary and trace

@@ -102,6 +102,20 @@ def slack_message(rig: Rig, row: SlackMessage) -> dict[str, Any]:
     return found
 
 
+def first_versions(rig: Rig) -> dict[str, dict[str, Any]]:
+    """Messages as first posted from now on (the workspace keeps only their last edit)."""
+    found: dict[str, dict[str, Any]] = {}
+    add = rig.workspace.workspace.add_message
+
+    def kept(channel: str, **kwargs: Any) -> dict[str, Any]:
+        message = add(channel, **kwargs)
+        found[message["ts"]] = message
+        return message
+
+    rig.workspace.workspace.add_message = kept  # type: ignore[method-assign]
+    return found
+
+
 def click(rig: Rig, user: str, action_id: str, row: SlackMessage) -> None:
     assert rig.workspace.actions.click(user, action_id, None, channel_id=row.channel,
                                        ts=row.ts).ok
@@ -155,6 +169,7 @@ class TestAnIssueCard:
         assert rows(rig, Investigation) == []  # auto_investigate is off: a person decides
 
         seen = len(ephemerals(rig, card.channel, NON_APPROVER_USER_ID))
+        posted = first_versions(rig)
         click(rig, APPROVER_USER_ID, ACTION_INVESTIGATE, card)
         click(rig, NON_APPROVER_USER_ID, ACTION_INVESTIGATE, card)  # while the first runs
         answer = next_ephemeral(rig, card.channel, NON_APPROVER_USER_ID, seen)
@@ -168,6 +183,10 @@ class TestAnIssueCard:
         assert {ACTION_CREATE_PR, ACTION_RESOLVE, ACTION_FEEDBACK_UP,
                 ACTION_FEEDBACK_DOWN} <= set(buttons(shown))
         assert recorded(rig, f"casefile:{investigation.id}").thread_ts == card.ts
+        # the summary named what drives the investigation from its first post, not at the end
+        first = posted[recorded(rig, f"summary:{investigation.id}").ts]
+        assert investigation.policy == "offline" and "offline" in str(first["blocks"])
+        assert first["text"].startswith("Investigating")
         assert [m["ts"] for m in rig.messages(card.channel)] == [card.ts]  # all in the thread
 
     def test_report_feedback_by_button_and_reaction_is_one_per_person(self, commit_rig) -> None:
@@ -259,9 +278,14 @@ class TestAnIssueCard:
         click(rig, NON_APPROVER_USER_ID, ACTION_UNMUTE, card)
         wait_for(lambda: ACTION_MUTE in buttons(slack_message(rig, card)), "Mute again")
         assert issue(rig, issue_id).status == IssueStatus.open
-        notes = [m["text"] for m in rig.replies(card.channel, card.ts)
-                 if m["text"].startswith(f"<@{NON_APPROVER_USER_ID}>")]
-        assert len(notes) == 2 and "muted" in notes[0] and "unmuted" in notes[1]
+
+        def notes() -> list[str]:
+            return [m["text"] for m in rig.replies(card.channel, card.ts)
+                    if m["text"].startswith(f"<@{NON_APPROVER_USER_ID}>")]
+
+        wait_for(lambda: len(notes()) >= 2, "the unmute note (it follows the card's edit)")
+        shown = notes()
+        assert len(shown) == 2 and "muted" in shown[0] and "unmuted" in shown[1]
 
     def test_resolve_asks_one_line_and_remembers_it(self, commit_rig) -> None:
         rig, issue_id = commit_rig

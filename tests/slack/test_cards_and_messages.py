@@ -158,6 +158,108 @@ def test_a_reopened_issue_gets_one_note_in_its_thread(poster: Poster, engine: En
         ":repeat: This issue happened again after it was resolved."]
 
 
+# ---------------------------------------------------------------- a card that follows its issue
+
+def card_buttons(message: dict[str, Any]) -> set[str]:
+    return {e["action_id"] for b in message.get("blocks") or [] if b["type"] == "actions"
+            for e in b["elements"]}
+
+
+def test_a_card_follows_its_issue_to_the_channel_that_owns_it_now(
+        poster: Poster, engine: Engine, counting: CountingClient) -> None:
+    """A task failure opened the issue in the default channel; a dbt test then moved its root
+    to a model #data-commerce owns."""
+    issue_id = add_issue(engine, DEFAULT_CHANNEL)
+    cards = Cards(poster, engine, DEFAULT_CHANNEL)
+    cards.show(issue_id)
+    alerts, commerce = channel_id(counting, "data-alerts"), channel_id(counting, "data-commerce")
+    first = cards.card(issue_id)
+    assert first is not None and first.channel == alerts
+
+    change_issue(engine, issue_id, channel="#data-commerce", occurrences=2)
+    assert cards.show(issue_id) is False
+    moved = cards.card(issue_id)
+    assert moved is not None and (moved.channel, moved.key) == (commerce,
+                                                                 card_key(issue_id, commerce))
+    new, = history(counting, commerce)
+    assert new["ts"] == moved.ts and "2×" in new["text"]
+    assert card_buttons(new) == {"issue_investigate", "issue_mute", "issue_resolve"}
+    old, = history(counting, alerts)
+    permalink = counting.chat_getPermalink(channel=commerce, message_ts=moved.ts)["permalink"]
+    assert old["ts"] == first.ts and card_buttons(old) == set()
+    assert f"moved to <#{commerce}>: <{permalink}|the card>" in str(old["blocks"])
+    assert poster.recorded(card_key(issue_id)).kind == "moved"
+
+    # a retry, then a restart (a new Cards over the same store): nothing posted again
+    posted = counting.calls["chat.postMessage"]
+    cards.show(issue_id)
+    Cards(poster, engine, DEFAULT_CHANNEL).show(issue_id)
+    assert counting.calls["chat.postMessage"] == posted
+
+    # later changes edit the card where it is now; the pointer stays as it was
+    change_issue(engine, issue_id, occurrences=5, last_seen=datetime(2026, 11, 24, tzinfo=UTC))
+    Cards(poster, engine, DEFAULT_CHANNEL).show(issue_id, reopened=True)
+    assert "5×" in history(counting, commerce)[0]["text"]
+    assert history(counting, alerts) == [old]
+    replies = counting.conversations_replies(channel=commerce, ts=moved.ts)["messages"][1:]
+    assert [m["text"] for m in replies] == [
+        ":repeat: This issue happened again after it was resolved."]
+
+
+def test_a_card_that_moves_back_is_the_first_card_again(poster: Poster, engine: Engine,
+                                                        counting: CountingClient) -> None:
+    issue_id = add_issue(engine, DEFAULT_CHANNEL)
+    cards = Cards(poster, engine, DEFAULT_CHANNEL)
+    cards.show(issue_id)
+    change_issue(engine, issue_id, channel="#data-commerce")
+    cards.show(issue_id)
+    change_issue(engine, issue_id, channel=DEFAULT_CHANNEL)
+    cards.show(issue_id)
+    alerts, commerce = channel_id(counting, "data-alerts"), channel_id(counting, "data-commerce")
+    assert counting.calls["chat.postMessage"] == 2  # the first card and the one in #commerce
+    card = cards.card(issue_id)
+    assert card is not None and card.key == card_key(issue_id) and card.channel == alerts
+    back, = history(counting, alerts)
+    assert card_buttons(back) and "Investigate" in str(back["blocks"])
+    pointer, = history(counting, commerce)
+    assert card_buttons(pointer) == set() and f"<#{alerts}>" in pointer["text"]
+
+
+def test_a_crash_between_posting_the_moved_card_and_editing_the_old_one_heals(
+        poster: Poster, engine: Engine, counting: CountingClient) -> None:
+    issue_id = add_issue(engine, DEFAULT_CHANNEL)
+    cards = Cards(poster, engine, DEFAULT_CHANNEL)
+    cards.show(issue_id)
+    commerce = channel_id(counting, "data-commerce")
+    change_issue(engine, issue_id, channel="#data-commerce")
+    # what a process that died right after posting the new card left behind
+    poster.post(card_key(issue_id, commerce), commerce, "the card", kind="card",
+                issue_id=issue_id)
+    Cards(poster, engine, DEFAULT_CHANNEL).show(issue_id)
+    card = cards.card(issue_id)
+    assert card is not None and card.channel == commerce
+    assert card_buttons(history(counting, commerce)[0])
+    old, = history(counting, channel_id(counting, "data-alerts"))
+    assert card_buttons(old) == set() and "moved to" in old["text"]
+    assert counting.calls["chat.postMessage"] == 2
+
+
+def test_a_card_stays_when_the_new_owner_channel_cannot_take_it(
+        poster: Poster, engine: Engine, counting: CountingClient) -> None:
+    issue_id = add_issue(engine, DEFAULT_CHANNEL)
+    cards = Cards(poster, engine, DEFAULT_CHANNEL)
+    cards.show(issue_id)
+    change_issue(engine, issue_id, channel="#data-nowhere", occurrences=3)
+    cards.show(issue_id)
+    cards.show(issue_id)  # the missing channel is looked up once, not on every edit
+    card = cards.card(issue_id)
+    assert card is not None and card.key == card_key(issue_id)
+    shown, = history(counting, card.channel)
+    assert "3×" in shown["text"] and card_buttons(shown)
+    assert counting.calls["chat.postMessage"] == 1
+    assert counting.calls["conversations.list"] == 2  # the first post's lookup, then this one
+
+
 # ---------------------------------------------------------------- rate limits
 
 def test_a_rate_limited_post_is_retried_after_retry_after(isolated_home: Path,

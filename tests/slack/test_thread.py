@@ -33,7 +33,7 @@ from bot.slack.workspace.validation import MAX_TEXT, block_errors
 from bot.store import open_store
 from bot.store.models import Investigation
 from tests.conftest import DEMO_DAYS, DEMO_SEED
-from tests.slack.conftest import CountingClient, channel_id
+from tests.slack.conftest import CountingClient, channel_id, wait_for
 
 
 class Clock:
@@ -195,6 +195,30 @@ def test_fifty_events_within_one_interval_write_at_most_twice(
     trace_row = poster.recorded(f"trace:{investigation_id}")
     assert trace_row is not None
     assert "step 50" in shown(internal(running, root[0], trace_row.ts))
+
+
+@pytest.mark.parametrize("mode", ["update", "stream"])
+def test_a_line_before_a_quiet_spell_shows_without_a_further_event(
+        running: RunningWorkspace, poster: Poster, root: tuple[str, str],
+        investigation_id: int, tmp_path: Path, mode: str) -> None:
+    """A slow tool: its call's line is buffered within the interval, then nothing comes for a
+    while; the timer shows it, and is gone once the trace finished."""
+    thread = trace(poster, root, investigation_id, mode=mode, interval=0.2,
+                   requester=APPROVER_USER_ID, team_id=TEAM_ID)  # the real clock
+    before = set(threading.enumerate())  # (traces of other tests that never finished)
+    thread.start("offline")
+    trace_row = poster.recorded(f"trace:{investigation_id}")
+    assert trace_row is not None
+    thread.emit(event(1, "tool_call", "data → run_sql: the slow query"))
+    wait_for(lambda: "the slow query" in shown(internal(running, root[0], trace_row.ts)),
+             "the buffered line in the thread")
+    thread.emit(event(2, "tool_call", "data → run_sql: the next query"))  # buffered again
+    thread.finish(investigated(tmp_path, investigation_id))
+    final = internal(running, root[0], trace_row.ts)
+    assert "the next query" in shown(final)  # shown by finish; the quiet-spell thread ended
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("trace-")]
+    thread.emit(event(3, "tool_call", "data → run_sql: after the end"))
+    assert internal(running, root[0], trace_row.ts) == final
 
 
 # ---------------------------------------------------------------- stream mode
