@@ -117,3 +117,28 @@ def judge(
         expected=median, z=z, change=change, history=len(basis),
         note="same weekday" if basis is same_day else "all recent runs",
     )
+
+
+def within_weekly_range(history: Sequence[BatchPoint], verdict: Verdict,
+                        config: BaselineConfig) -> bool:
+    """Whether `verdict`'s value lies within the range the recent week spans, while its
+    weekday is not learned yet (fewer than `same_weekday_min` runs of it in `history`).
+
+    Until then `judge` compares a value with every recent day, and a weekly pattern it has not
+    learned looks like a move: a week's median is a weekday's, and a count's busy weekend sits
+    tens of percent above it (the robust spread takes those two days for outliers). The week's
+    range is made of the recent normal runs that `judge` accepts against the others, so a past
+    incident widens nothing; a value within it, or beyond it by less than `min_change`, is the
+    week, not an incident. Once the weekday is learned, the same-weekday baseline says so.
+    """
+    weekday = verdict.at.weekday()
+    if sum(p.at.weekday() == weekday for p in history) >= config.same_weekday_min:
+        return False
+    normal = [p for p in history if not p.anomalous][-config.window:]
+    usual = [p.value for i, p in enumerate(normal)
+             if not judge([*normal[:i], *normal[i + 1:]], p.at, p.value, config).anomalous]
+    if len(usual) < config.min_history:
+        return False
+    low, high = min(usual), max(usual)
+    margin = config.min_change
+    return low - abs(low) * margin <= verdict.observed <= high + abs(high) * margin

@@ -3,7 +3,10 @@
 `Poller` does one source's poll: skip it while it is backed off; poll from the stored cursor;
 store the signals (`Intake.ingest`) and only then the new cursor, so a crash in between
 re-reads, never skips (signals are deduplicated); run filter and grouping; report a failing
-source once when it starts failing and once when it recovers, not at every poll.
+source once when it starts failing and once when it recovers, not at every poll. A source
+that raises `SourceBusy` (its warehouse locked by the pipeline writing it) is neither: the
+poll is skipped with its cursor kept, said once, and polled again on schedule without
+backoff; busy for longer than `busy_limit`, it counts as failing.
 
 `start_scheduler` runs the polls with APScheduler: one interval job per source in a
 persistent SQLAlchemy job store (the store's database), `max_instances=1` so a slow source
@@ -28,13 +31,14 @@ from sqlmodel import Session
 
 from agents.redact import redact
 from bot.intake.pipeline import Intake, IntakeOutcome
-from bot.sources.base import Source
+from bot.sources.base import Source, SourceBusy
 from bot.store.models import SourceState, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"
 RECHECK_JOB = "intake:recheck"
+BUSY_LIMIT = timedelta(hours=1)  # a lock held longer is no writer's run: the source is failing
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Backoff:
 @dataclass
 class PollResult:
     source: str
-    status: str  # ok | failed | backed_off
+    status: str  # ok | failed | backed_off | busy
     stored: int = 0
     seen: int = 0
     error: str | None = None
@@ -72,11 +76,14 @@ class Poller:
 
     def __init__(self, engine: Engine, intake: Intake, sources: Sequence[ScheduledSource],
                  *, backoff: Backoff | None = None, notice: Notice | None = None,
-                 on_outcome: Callable[[IntakeOutcome], None] | None = None) -> None:
+                 on_outcome: Callable[[IntakeOutcome], None] | None = None,
+                 busy_limit: timedelta = BUSY_LIMIT) -> None:
         self.engine = engine
         self.intake = intake
         self.sources = {s.source.name: s for s in sources}
         self.backoff = backoff or Backoff()
+        self.busy_limit = busy_limit
+        self._busy_since: dict[str, datetime] = {}  # per source busy now: since when
         self.notice = notice or (lambda text: log.warning("%s", text))
         self.on_outcome = on_outcome
         self._process_lock = threading.Lock()  # grouping is one writer: no twin issues
@@ -90,7 +97,9 @@ class Poller:
             return PollResult(name, "backed_off", error=state.last_error)
         try:
             signals, cursor = source.poll(state.cursor or None)
-        except Exception as exc:  # any source failure is contained: the others keep polling
+        except SourceBusy as exc:
+            return self._busy(state, exc, now)
+        except Exception as exc:  # noqa: BLE001 - a source failure is contained: others keep polling
             return self._failed(state, exc, now)
         stored = self.intake.ingest(signals)
         self._succeeded(state, cursor.model_dump(mode="json"), now)
@@ -121,8 +130,25 @@ class Poller:
             session.merge(state)
             session.commit()
 
-    def _failed(self, state: SourceState, exc: Exception, now: datetime) -> PollResult:
-        error = redact(f"{type(exc).__name__}: {exc}")[:2000]
+    def _busy(self, state: SourceState, exc: SourceBusy, now: datetime) -> PollResult:
+        """A poll skipped, cursor kept: said when the source becomes busy, then quiet until it
+        has been busy `busy_limit`, when it fails as any source does (backoff, reported once)."""
+        first = state.name not in self._busy_since
+        since = self._busy_since.setdefault(state.name, now)
+        if now - since >= self.busy_limit:
+            return self._failed(state, exc, now, error=f"busy since {since:%Y-%m-%d %H:%M} UTC: "
+                                                       f"{exc}")
+        text = redact(str(exc))[:2000]
+        if first:
+            self.notice(f"source {state.name}: {text} (polled again on schedule; reported as "
+                        f"failing if it lasts over {_duration(self.busy_limit)})")
+        state.polled_at, state.last_error = now, text
+        self._save(state)
+        return PollResult(state.name, "busy", error=text)
+
+    def _failed(self, state: SourceState, exc: Exception, now: datetime, *,
+                error: str | None = None) -> PollResult:
+        error = redact(error or f"{type(exc).__name__}: {exc}")[:2000]
         state.failures += 1
         state.polled_at, state.last_error = now, error
         state.retry_at = now + self.backoff.delay(state.failures)
@@ -136,9 +162,15 @@ class Poller:
     def _succeeded(self, state: SourceState, cursor: dict, now: datetime) -> None:
         if state.failures:
             self.notice(f"source {state.name} recovered after {state.failures} failed poll(s)")
+        self._busy_since.pop(state.name, None)
         state.cursor, state.polled_at, state.ok_at = cursor, now, now
         state.failures, state.last_error, state.retry_at = 0, None, None
         self._save(state)
+
+
+def _duration(span: timedelta) -> str:
+    minutes = round(span.total_seconds() / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:g} h"
 
 
 # ---------------------------------------------------------------- APScheduler

@@ -1,8 +1,11 @@
 """Warehouse table monitors: volume, freshness, null rate, key uniqueness, schema, distribution.
 
 `TableMonitorSource` watches tables over any SQLAlchemy URL. DuckDB is opened read-only, once
-per poll (a locked file is retried briefly, then the poll is skipped with a warning); a table
-that is missing or whose queries fail is skipped with a warning, and the others are checked.
+per poll. A warehouse locked by another writer (the pipeline mid-run) is retried briefly, then
+the poll raises `SourceBusy`: skipped whole, nothing judged from a read that did not happen,
+the cursor kept. A warehouse that cannot be reached fails the poll (the scheduler reports it);
+a table that is missing or whose queries fail is skipped with a warning, and the others are
+checked.
 Which tables, keys and columns: with `auto`, every dbt model and source of the manifest, keys
 from its unique tests, watched null rates from not_null tests and relationships foreign keys,
 the timestamp from a source's `loaded_at_field` and its limit from its freshness `error_after`;
@@ -35,8 +38,9 @@ over, when its count is final.
 
 What fires (one `table_check` signal per broken check):
 - volume: row count, and rows in the latest period, far from their history (either way);
+  until a weekday is learned, not within the range of the recent week's days (its shape);
 - freshness: age of max(timestamp) above `max_age`, or far above the usual interval between
-  updates;
+  updates (ages by the wall clock; the demo platform's by its own, see `demo_clock`);
 - null rate: above the column's ceiling, or far above its history by at least
   `null_rate_min_delta`;
 - uniqueness: duplicate keys where history had none (or far more than usual), in two senses:
@@ -56,8 +60,11 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import itertools
 import json
 import logging
+import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,11 +81,12 @@ from sqlalchemy.pool import NullPool
 
 from agents.tools.sql_guard import READONLY_CONFIG
 from bot.config import TableMonitorConfig, TablesConfig
+from bot.demo import runs as demo_runs
 from bot.errors import SleuthError
-from bot.intake.baseline import BaselineConfig, BatchSeries, Verdict, judge
+from bot.intake.baseline import BaselineConfig, BatchSeries, Verdict, judge, within_weekly_range
 from bot.intake.signals import RawSignal
 from bot.sources import table_stats as ts
-from bot.sources.base import as_cursor
+from bot.sources.base import SourceBusy, as_cursor
 from bot.sources.dbt_files import Artifact, ArtifactError
 from bot.sources.dbt_lineage import Lineage
 from bot.sources.dbt_manifest import Manifest, read_manifest
@@ -92,6 +100,7 @@ log = logging.getLogger(__name__)
 WATCHED_TYPES = frozenset({"model", "seed", "snapshot", "source"})
 HISTORY_TAIL = 8  # points of history quoted in a signal
 LOCK_RETRY_DELAYS = (0.2, 0.5, 1.0)  # seconds between tries to open a locked warehouse
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")  # DuckDB names the lock's holder: "... (PID 4242)"
 _PERIOD_UNITS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1),
                  "day": timedelta(days=1)}
 
@@ -114,6 +123,34 @@ class TablesCursor(BaseModel):
     """Per table (`schema.table`), its state; tables no longer watched are dropped."""
 
     tables: dict[str, TableState] = Field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ the demo's clock
+
+
+def demo_clock(runs_db: Path) -> Callable[[], datetime]:
+    """The demo platform's now: the end of its latest DAG run (never later than the wall clock).
+
+    The demo is a snapshot: its nightly DAG ran for the fault day and never runs again. Against
+    the wall clock every source of it went stale 18 hours after `sleuth demo run` (their dbt
+    error_after), and at once when a platform built the day before was polled: freshness
+    findings about a world that is not running, while the scenario's own stale table was
+    already found. Its clock keeps ages as they were when it ran; a user's warehouse, running,
+    is judged by the wall clock.
+    """
+
+    def now() -> datetime:
+        wall = datetime.now(UTC)
+        if not runs_db.is_file():  # reading would create it
+            return wall
+        try:
+            latest = max((run.end_date for run in demo_runs.list_runs(runs_db)), default=None)
+        except (OSError, sqlite3.Error, ValidationError) as exc:
+            log.warning("demo run records %s unreadable, the wall clock judges: %s", runs_db, exc)
+            return wall
+        return wall if latest is None else min(wall, ts.as_datetime(latest) or wall)
+
+    return now
 
 
 # ------------------------------------------------------------------ what is watched
@@ -346,8 +383,12 @@ class TableMonitorSource:
     @classmethod
     def from_settings(cls, settings: Settings, *, name: str = "tables",
                       clock: Callable[[], datetime] | None = None) -> TableMonitorSource:
-        """The configured warehouse and dbt manifest (the demo platform's by default)."""
-        src = settings.with_defaults().sources
+        """The configured warehouse and dbt manifest (the demo platform's by default, judged
+        by the demo's own clock: see `demo_clock`)."""
+        settings = settings.with_defaults()
+        src, demo = settings.sources, settings.demo_platform
+        if clock is None and src.warehouse.url == f"duckdb:///{demo.warehouse}":
+            clock = demo_clock(demo.runs_db)
         artifacts = src.dbt.artifacts_dir
         return cls(name, src.warehouse.url or "", src.tables, clock=clock,
                    manifest_path=artifacts / "manifest.json" if artifacts else None)
@@ -364,10 +405,11 @@ class TableMonitorSource:
             try:
                 with self._connect(retry=False):
                     pass
+            except SourceBusy:
+                pass  # the pipeline writing now is not a misconfiguration
             except SQLAlchemyError as exc:
-                if not _is_lock(exc):  # the pipeline writing now is not a misconfiguration
-                    problems.append(f"cannot connect to the warehouse "
-                                    f"{url.render_as_string(hide_password=True)}: {_reason(exc)}")
+                problems.append(f"cannot connect to the warehouse {self._where()}: "
+                                f"{_reason(exc)}")
         if self.config.auto and not (self.manifest_path and self.manifest_path.is_file()):
             problems.append(f"no dbt manifest at {self.manifest_path} to derive table monitors "
                             "from (run dbt, or set sources.tables.auto: false with monitors)")
@@ -390,9 +432,11 @@ class TableMonitorSource:
                 for table in due:
                     signals += self._poll_table(conn, table, schemas.get(table.relation), state,
                                                 now)
-        except SQLAlchemyError as exc:
-            log.warning("%s: warehouse unavailable, %d table(s) not checked this poll: %s",
-                        self.name, len(due), _reason(exc))
+        except SQLAlchemyError as exc:  # the connection is gone: no table's state is kept
+            if held := self._held(exc):
+                raise SourceBusy(held) from exc
+            raise ConnectionError(f"warehouse {self._where()} unavailable: {_reason(exc)}") \
+                from exc
         return signals, state
 
     def _poll_table(self, conn: Connection, table: WatchedTable, columns: dict[str, str] | None,
@@ -406,8 +450,8 @@ class TableMonitorSource:
         try:
             findings = self._check_table(conn, table, columns, current, now)
         except SQLAlchemyError as exc:
-            if conn.invalidated or _is_lock(exc):
-                raise  # the connection is gone: the whole poll stops here
+            if conn.invalidated or self._held(exc):
+                raise  # the connection is gone or locked: the whole poll stops here
             conn.rollback()  # a failed statement aborts the transaction on some warehouses
             log.warning("%s: skipped %s this poll: %s", self.name, label, _reason(exc))
             return []
@@ -537,11 +581,35 @@ class TableMonitorSource:
                 conn = self._get_engine().connect()
                 break
             except SQLAlchemyError as exc:
-                if attempt == len(delays) or not _is_lock(exc):
+                held = self._held(exc)
+                if held is None:
                     raise
+                if attempt == len(delays):
+                    raise SourceBusy(held) from exc
                 time.sleep(delays[attempt])
         with conn:
             yield conn
+
+    def _held(self, exc: SQLAlchemyError) -> str | None:
+        """The line saying who holds the warehouse, when `exc` is a lock (another process
+        writing it, or a connection of this process opened with another configuration, which
+        DuckDB refuses alike); None for any other error."""
+        text = str(getattr(exc, "orig", None) or exc)
+        if "different configuration" in text:
+            holder = "a connection of this process with another configuration"
+        elif "lock" in text.lower():
+            pid = _LOCK_PID.search(text)
+            holder = f"another process (pid {pid.group(1)})" if pid else "another connection"
+        else:
+            return None
+        return f"warehouse {self._where()} is locked by {holder}; tables not checked this poll"
+
+    def _where(self) -> str:
+        """The warehouse as people name it: a file's path, else its URL without password."""
+        url = make_url(self.url)
+        if self._backend in ("duckdb", "sqlite") and url.database:
+            return url.database
+        return url.render_as_string(hide_password=True)
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
@@ -614,7 +682,7 @@ def backfill_intervals(state: TableState, periods: list[ScopeStats],
     """The usual time between updates, from the newest timestamp of each recent period."""
     stamps = [p.max_timestamp for p in periods if p.max_timestamp is not None]
     series = state.series.setdefault("freshness.interval_hours", BatchSeries())
-    for before, after in zip(stamps, stamps[1:], strict=False):
+    for before, after in itertools.pairwise(stamps):
         if after > before:
             series.update(after, (after - before).total_seconds() / 3600, sensitivity)
     if stamps:
@@ -625,7 +693,8 @@ def volume(table: WatchedTable, state: TableState, sample: Sample, plan: Plan,
            config: TablesConfig) -> list[Finding]:
     """Row count, and rows in the latest period; either way, far from history. A period still
     filling has fewer rows than a whole one: there only a spike of its count fires. Counts
-    follow the week, so until weekdays are learned they need `count_min_change_any_day`."""
+    follow the week, so until weekdays are learned they need `count_min_change_any_day`, and
+    a count within the range of the recent week's days is that week's shape, not a move."""
     sensitivity = config.sensitivity.model_copy(
         update={"min_change_any_day": config.count_min_change_any_day})
     judged = [("rows", "row count", sample.fingerprint.rows, sample.fingerprint.sql)] \
@@ -636,7 +705,11 @@ def volume(table: WatchedTable, state: TableState, sample: Sample, plan: Plan,
     moved = []
     for stat, label, value, sql in judged:
         series = state.series.setdefault(f"volume.{stat}", BatchSeries())
+        earlier = [p for p in series.points if p.at < sample.at][-2 * sensitivity.window:]
         verdict = series.update(sample.at, value, sensitivity)
+        if verdict.anomalous and within_weekly_range(earlier, verdict, sensitivity):
+            _settle(series, sample.at, fired=False)
+            continue
         filling = sample.partial and stat == "period_rows" and verdict.direction == "drop"
         if verdict.anomalous and not filling:  # a filling period's point stays out of baselines
             moved.append((stat, label, verdict, sql, series))
@@ -803,10 +876,6 @@ def _number(value: float | None) -> str:
     if value is None:
         return "?"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
-
-
-def _is_lock(exc: BaseException) -> bool:
-    return "lock" in str(getattr(exc, "orig", None) or exc).lower()
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -122,3 +122,50 @@ def test_the_scheduler_keeps_jobs_in_the_store_and_drops_removed_sources(
         assert job.max_instances == 1 and job.coalesce
     finally:
         scheduler.shutdown(wait=True)
+
+
+def test_a_locked_warehouse_skips_polls_said_once_then_fails_if_it_lasts(
+        store_url: str, tmp_path: Path) -> None:
+    """The table monitor over a DuckDB file another process writes: each poll is skipped with
+    the cursor kept and no backoff, said once; polls go on normally when the writer is done.
+    Locked past `busy_limit`, the source is failing: reported once, backed off, recovered."""
+    from tests.sources.test_tables import Clock as TableClock
+    from tests.sources.test_tables import Day, DuckWarehouse, make_source, writer_holding
+
+    warehouse = DuckWarehouse(tmp_path / "w.duckdb")
+    warehouse.load(Day(T0.date()))
+    tables = make_source(warehouse.url, TableClock())
+    notices: list[str] = []
+    engine = open_store(store_url)
+    poller = Poller(engine, Intake(engine, Grouper(SystemMap())),
+                    [ScheduledSource(tables, timedelta(minutes=1))],
+                    backoff=Backoff(timedelta(minutes=1), timedelta(minutes=5)),
+                    notice=notices.append, busy_limit=timedelta(minutes=30))
+
+    def cursor() -> dict[str, Any]:
+        with Session(engine) as session:
+            state = session.get(SourceState, "tables")
+            assert state is not None
+            return state.cursor
+
+    assert poller.poll("tables", T0).status == "ok"
+    kept = cursor()
+    with writer_holding(warehouse.path) as pid:
+        busy = [poller.poll("tables", T0 + timedelta(minutes=m)) for m in (1, 2)]
+        assert [r.status for r in busy] == ["busy", "busy"]
+        said = (f"source tables: warehouse {warehouse.path} is locked by another process (pid "
+                f"{pid}); tables not checked this poll (polled again on schedule; reported as "
+                "failing if it lasts over 30 min)")
+        assert notices == [said]
+        assert cursor() == kept
+    assert poller.poll("tables", T0 + timedelta(minutes=3)).status == "ok"
+    assert len(notices) == 1  # never failing: nothing recovered
+
+    with writer_holding(warehouse.path):
+        results = [poller.poll("tables", T0 + timedelta(minutes=m)) for m in (10, 39, 40, 40.5)]
+    assert [r.status for r in results] == ["busy", "busy", "failed", "backed_off"]
+    assert len(notices) == 3 and "is locked by another process" in notices[1]  # a new lock
+    assert notices[2].startswith("source tables failed: busy since 2026-11-20 02:10 UTC: "
+                                 f"warehouse {warehouse.path} is locked by another process")
+    assert poller.poll("tables", T0 + timedelta(minutes=42)).status == "ok"
+    assert notices[3:] == ["source tables recovered after 1 failed poll(s)"]

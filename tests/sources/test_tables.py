@@ -28,6 +28,7 @@ from bot.config import ConfigError, Settings, TableMonitorConfig, TablesConfig, 
 from bot.errors import SleuthError
 from bot.intake.baseline import BaselineConfig
 from bot.intake.signals import RawSignal
+from bot.sources.base import SourceBusy
 from bot.sources.table_stats import Plan, Relation, scope_sql
 from bot.sources.tables import TableMonitorSource, TablesCursor
 
@@ -134,7 +135,7 @@ def orders_monitor(**overrides: Any) -> TableMonitorConfig:
 def make_source(url: str, clock: Clock, *monitors: TableMonitorConfig,
                 **config: Any) -> TableMonitorSource:
     tables = TablesConfig(auto=False, monitors=list(monitors) or [orders_monitor()],
-                          sensitivity=SENSITIVE, **config)
+                          **{"sensitivity": SENSITIVE, **config})
     return TableMonitorSource("tables", url, tables, clock=clock)
 
 
@@ -384,6 +385,49 @@ def test_a_weekend_surge_is_no_volume_change_before_weekdays_are_learned(
     assert [s.detail["check"] for s in signals] == ["volume"]
 
 
+BUSY_WEEKENDS = {5: 265, 6: 285}  # Saturday and Sunday rows: a shop's busy days (weekdays 200)
+
+
+def busy_weekends(days: int, **faults: Any) -> list[Day]:
+    """`days` partitions from START with busy weekends; the last one gets `faults`."""
+    dates = [START + timedelta(days=n) for n in range(days)]
+    return [Day(d, rows=BUSY_WEEKENDS.get(d.weekday(), 200)) for d in dates[:-1]] + \
+        [Day(dates[-1], **{"rows": BUSY_WEEKENDS.get(dates[-1].weekday(), 200), **faults})]
+
+
+def test_busy_weekends_are_the_weeks_shape_and_a_real_drop_still_fires(
+        tmp_path: Path) -> None:
+    """Two weeks whose weekends carry 30-45% more rows than weekdays, then the third Sunday:
+    with two Sundays in the history (fewer than `same_weekday_min`) the baseline mixes every
+    day, and the Sunday is 40%+ over that median; it is within the week's own range, so no
+    issue. The same Sunday with half a weekday's rows is below anything the week has: it fires."""
+    week_and_more = busy_weekends(14)
+    assert week_and_more[-1].day.weekday() == 6
+    signals, poller = first_poll(DuckWarehouse(tmp_path / "a.duckdb"), week_and_more,
+                                 sensitivity=BaselineConfig())
+    assert signals == []
+    points = poller.cursor["tables"]["raw.or ders"]["series"]["volume.period_rows"]["points"]
+    sunday = points[-1]
+    assert sunday["value"] > 1.4 * sorted(p["value"] for p in points)[7]  # 40%+ over median
+    assert not sunday["anomalous"]  # and a normal point of later baselines
+
+    signals, _ = first_poll(DuckWarehouse(tmp_path / "b.duckdb"), busy_weekends(14, rows=100),
+                            sensitivity=BaselineConfig())
+    (drop,) = signals
+    assert drop.detail["check"] == "volume" and drop.detail["baseline"] == "all recent runs"
+    assert drop.detail["change"] < -0.4
+
+
+def test_a_past_outage_does_not_widen_the_weeks_range(tmp_path: Path) -> None:
+    """A day the table nearly emptied, two weeks ago, is no part of the week's shape: a
+    weekday with a third of its rows still fires."""
+    days = busy_weekends(10, rows=70)
+    days[2] = Day(days[2].day, rows=15)
+    signals, _ = first_poll(DuckWarehouse(tmp_path / "w.duckdb"), days,
+                            sensitivity=BaselineConfig())
+    assert [s.detail["check"] for s in signals] == ["volume"]
+
+
 def test_todays_partition_is_still_filling(warehouse: DuckWarehouse) -> None:
     """Today's partition at noon has a morning's rows: no drop until its day is over, when the
     same data is judged again; a spike fires at once."""
@@ -523,31 +567,55 @@ def test_failing_query_skips_that_table_only(warehouse: DuckWarehouse,
     assert cursor.tables["raw.or ders"].fingerprint is not None
 
 
-def test_locked_warehouse_is_skipped_with_a_warning_then_read(
-        warehouse: DuckWarehouse, caplog: pytest.LogCaptureFixture) -> None:
+def test_locked_warehouse_skips_the_poll_then_reads(warehouse: DuckWarehouse) -> None:
+    """The pipeline writing the file: the poll is skipped whole, saying who holds the lock,
+    and nothing is judged from a read that did not happen; once it is done, the poll reads."""
     warehouse.load(Day(START))
-    clock = Clock()
-    source = make_source(warehouse.url, clock)
-    with _writer_holding(warehouse.path):
-        with caplog.at_level(logging.WARNING):
-            signals, cursor = source.poll()
-    assert signals == [] and cursor.tables == {}
-    assert "warehouse unavailable" in caplog.text and "lock" in caplog.text
-    assert source.check() == []  # a lock is not a misconfiguration
-    _, cursor = source.poll(cursor)
-    assert cursor.tables["raw.or ders"].fingerprint is not None
+    source = make_source(warehouse.url, Clock())
+    _, cursor = source.poll()
+    before = cursor.model_dump(mode="json")
+    warehouse.sql("alter table raw.\"or ders\" add column note varchar")  # drift to be found
+    with writer_holding(warehouse.path) as pid:
+        with pytest.raises(SourceBusy) as busy:
+            source.poll(before)
+        assert source.check() == []  # a lock is not a misconfiguration
+    assert str(busy.value) == (f"warehouse {warehouse.path} is locked by another process "
+                               f"(pid {pid}); tables not checked this poll")
+    signals, _ = source.poll(before)  # the same cursor: the skipped poll moved nothing
+    assert [s.detail["check"] for s in signals] == ["schema"]
+
+
+def test_a_connection_of_this_process_with_another_configuration_is_a_lock(
+        warehouse: DuckWarehouse) -> None:
+    """DuckDB refuses a second configuration of one file in a process (a loader's writer
+    beside the monitor's read-only reader): the same passing lock, not a failure."""
+    warehouse.load(Day(START))
+    source = make_source(warehouse.url, Clock())
+    held = "locked by a connection of this process with another configuration"
+    with duckdb.connect(str(warehouse.path)), pytest.raises(SourceBusy, match=held):
+        source.poll()
+    signals, cursor = source.poll()
+    assert signals == [] and cursor.tables["raw.or ders"].fingerprint is not None
+
+
+def test_an_unreachable_warehouse_fails_the_poll(tmp_path: Path) -> None:
+    """Not a lock: the scheduler reports the source failing (once) and backs off."""
+    (tmp_path / "not-a-db.duckdb").write_text("not a database")
+    source = make_source(f"duckdb:///{tmp_path / 'not-a-db.duckdb'}", Clock())
+    with pytest.raises(ConnectionError, match="not-a-db.duckdb unavailable: "):
+        source.poll()
 
 
 @contextmanager
-def _writer_holding(path: Path) -> Iterator[None]:
-    """Another process with the warehouse open for writing, as the pipeline would."""
+def writer_holding(path: Path) -> Iterator[int]:
+    """Another process with the warehouse open for writing, as the pipeline would; its pid."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); sys.stdin.read()", str(path)],
+        [sys.executable, "-c", ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                                "print('ready', flush=True); sys.stdin.read()"), str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        yield
+        yield proc.pid
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -742,6 +810,35 @@ def test_check_names_what_is_missing(tmp_path: Path) -> None:
     problems = source.check()
     assert any("does not exist yet" in p for p in problems)
     assert any("no dbt manifest" in p for p in problems)
+
+
+def test_the_demo_platform_is_judged_by_its_own_clock(tmp_path: Path) -> None:
+    """The demo's nightly DAG ran once, a day or more ago, and never runs again: by the wall
+    clock its sources are past their 18h limit, at every poll of a scheduler that goes on;
+    by the demo's clock (its last run's end) they are as fresh as when it ran."""
+    from bot.config import SourcesConfig
+    from bot.demo import runs
+
+    monitor = orders_monitor(timestamp_column="_loaded_at", max_age="18h")
+    settings = Settings(home=tmp_path / "home", sources=SourcesConfig(
+        tables=TablesConfig(auto=False, monitors=[monitor])))
+    platform = settings.demo_platform
+    platform.root.mkdir(parents=True)
+    day = (datetime.now(UTC) - timedelta(days=2)).date()
+    DuckWarehouse(platform.warehouse).load(Day(day))  # loaded at 02:00 the day after
+    ended = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) \
+        + timedelta(hours=2, minutes=10)
+    midnight = datetime.combine(day, datetime.min.time(), UTC)
+    runs.save_run(platform.runs_db, runs.DagRun(
+        dag_id="daily_warehouse", run_id=f"scheduled__{day}", logical_date=midnight,
+        data_interval_start=midnight, data_interval_end=midnight + timedelta(days=1),
+        state="success", start_date=ended - timedelta(minutes=10), end_date=ended), [])
+
+    demo = TableMonitorSource.from_settings(settings)
+    assert [demo.poll()[0] for _ in range(2)] == [[], []]
+    wall = TableMonitorSource.from_settings(settings, clock=lambda: datetime.now(UTC))
+    (stale,) = wall.poll()[0]
+    assert stale.detail["check"] == "freshness" and stale.detail["expected"] == "at most 18.0h"
 
 
 def _watched(source: TableMonitorSource) -> list[Any]:
