@@ -1,8 +1,8 @@
 """Which model serves each role, how it is called, and what its tokens cost.
 
-Lives in `agents` (which never imports `bot`); `bot/config.py` hooks it into the settings
-file as the `models:` section. A role written partly in the file keeps the defaults of
-the keys it leaves out; a price table written in the file adds to the defaults.
+Lives in `agents` (which never imports `bot`); `bot/config/settings.py` hooks it into the
+settings file as the `models:` section. A role written partly in the file keeps the defaults
+of the keys it leaves out; a price table written in the file adds to the defaults.
 
 Base URLs: with `base_url` unset the SDKs read their own variables, `ANTHROPIC_BASE_URL`
 (anthropic) and `GOOGLE_GEMINI_BASE_URL` (google-genai), then use the public endpoints.
