@@ -80,7 +80,7 @@ DEFAULT_RULES: tuple[MaskRule, ...] = (
     MaskRule(
         name="TABLE",
         pattern=(
-            r"(?i:(?<=\btable )|(?<=\brelation )|(?<=\bview ))"
+            r"(?=[\"`A-Za-z_])(?i:(?<=\btable )|(?<=\brelation )|(?<=\bview ))"
             r"[\"`]?[A-Za-z_][\w$]*(?:[\"`]?\.[\"`]?[A-Za-z_][\w$]*){1,2}[\"`]?(?![\w.])"
         ),
     ),
@@ -172,14 +172,15 @@ class Masked:
 DIGIT_SHAPE_TABLE = bytes.maketrans(b"0123456789", b"1111111111")
 
 # Where a value can start: not inside a word, and only where the first character after any
-# leading ASCII letters is one some rule needs (a digit, `.`, `/`, `@`, `:`, `=`, `_`, a
-# quote…) or any non-ASCII one (a Unicode letter may lead on to such a character: the rules
-# decide), or at a month or weekday name. A necessary condition for every default rule (a
-# test checks it): it spares the alternation at plain words, which are most of a message,
-# and it scans only letters, so a long line costs linear time.
+# leading ASCII letters is one some rule needs (a digit, `.`, `/`, `@`, `:`, `_`, a quote…;
+# not `=`: QUOTED follows one, but starts at the quote) or any non-ASCII one (a Unicode
+# letter may lead on to such a character: the rules decide), or at a month or weekday name.
+# A necessary condition for every default rule (a test checks it): it spares the
+# alternation at plain words, which are most of a message, and it scans only letters, so a
+# long line costs linear time.
 _GUARD = (
-    r"(?<![A-Za-z0-9])"
-    r"(?=[A-Za-z]*+[\d./\\@:=_\"'`<+$\x80-\U0010ffff-]"
+    r"(?<![A-Za-z0-9])"  # `_NOT_ALNUM_BEFORE`
+    r"(?=[A-Za-z]*+[\d./\\@:_\"'`<+$\x80-\U0010ffff-]"
     r"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))"
 )
 
@@ -190,23 +191,24 @@ class MaskPlan:
     __slots__ = ("_bounds", "_gaps", "_values", "layout", "masked", "names")
 
     def __init__(self, shape: str, matches: Sequence[re.Match[str]]) -> None:
+        # Built for every new shape, the cold path of intake: one loop, no second pass.
         names: list[str] = []
         bounds: list[int] = [0]  # where each gap between values starts and ends
-        layout = ["{}"]
+        between: list[str] = []  # the shape's text in those gaps
         for match in matches:
             start, end = match.span()
             names.append(match.lastgroup or "")
+            between.append(shape[bounds[-1] : start])
             bounds += (start, end)
-            layout.append(f"<{match.lastgroup}>{{}}")
+        between.append(shape[bounds[-1] :])
         self.names = tuple(names)  # mask name of each value
-        self.layout = "".join(layout)
+        self.layout = "{}" + "".join([f"<{name}>{{}}" for name in names])
         self._bounds = tuple(bounds)
         # Slicers are built when first used: most plans never need them (see `masked`).
         self._gaps: Callable[[str], tuple[str, ...]] | None = None
         self._values: Callable[[str], tuple[str, ...]] | None = None
         # A line's digits are 1s in its shape: if none is left outside the values, every
         # line of this shape masks to the same text, computed once.
-        between = [shape[a:b] for a, b in zip(bounds[::2], [*bounds[1::2], None])]
         self.masked = None if "1" in "".join(between) else self.layout.format(*between)
 
     def masked_text(self, text: str) -> str:
@@ -236,8 +238,13 @@ class Masker:
             raise ValueError(f"mask names must be unique: {names}")
         # Named alternatives so that `lastgroup` tells which rule matched. The guard holds
         # for the default rules only; others get the plain word-start guard.
-        guard = _GUARD if self.rules == DEFAULT_RULES else r"(?<![A-Za-z0-9])"
-        alternatives = "|".join(f"(?P<{rule.name}>{rule.pattern})" for rule in self.rules)
+        guard = _GUARD if self.rules == DEFAULT_RULES else _NOT_ALNUM_BEFORE
+        # A rule's own leading `_NOT_ALNUM_BEFORE` asks what the guard just asked, at the
+        # same position: once is enough, at every position the alternation is tried.
+        alternatives = "|".join(
+            f"(?P<{rule.name}>{rule.pattern.removeprefix(_NOT_ALNUM_BEFORE)})"
+            for rule in self.rules
+        )
         self._regex = re.compile(f"{guard}(?:{alternatives})")
         self._cache_size = cache_size
         # A rule that names a digit (`port 22`) would break the shape cache.

@@ -246,18 +246,21 @@ class Templater:
         """Learn from one message and return its template."""
         # The hot path of intake, kept flat on purpose: every Python call here costs a few
         # percent of the whole line (see bench/throughput.py).
-        if content.__class__ is str and len(content) <= self._max_chars and content.isprintable():
-            text = content.strip()  # all `clean_text` would do to it
-        else:
-            text = clean_text(content, self._max_chars)
-        key = (
-            text.encode("utf-8", "surrogatepass").translate(DIGIT_SHAPE_TABLE)  # `digit_shape`
-            if self._by_shape
-            else text
-        )
-        shape = self._shapes.get(key)
+        # A message of a digit shape on record is clean already: shapes are recorded from
+        # cleaned messages, and only digits differ between a message and its shape. So
+        # cleaning, a scan of every character, waits for a shape not seen yet.
+        text, shape = content, None
+        if content.__class__ is str and len(content) <= self._max_chars:
+            key = (
+                content.encode("utf-8", "surrogatepass").translate(DIGIT_SHAPE_TABLE)  # `_key`
+                if self._by_shape
+                else content
+            )
+            shape = self._shapes.get(key)
         if shape is None:
-            shape = self._new_shape(key, text)
+            text = clean_text(content, self._max_chars)
+            key = self._key(text)
+            shape = self._shapes.get(key) or self._new_shape(key, text)
         plan, known = shape
         if known is None:
             known = self._cluster(key, plan, text)
@@ -274,6 +277,14 @@ class Templater:
         if known.last_id == view.id:  # the common case
             return Template(view.id, view.text, count, "none", None, (), pending)
         return self._news(known, view, count, pending)
+
+    def _key(self, text: str) -> bytes | str:
+        """Where a clean message's plan is cached: its `digit_shape`, else the text itself."""
+        return (
+            text.encode("utf-8", "surrogatepass").translate(DIGIT_SHAPE_TABLE)
+            if self._by_shape
+            else text
+        )
 
     def match(self, content: str | bytes) -> Template | None:
         """The template of a message, learning nothing; None if it matches none."""

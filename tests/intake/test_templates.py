@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import random
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from bot.intake.logformats import (
     TRUNCATION_MARKER,
     LogFormat,
     LogRecord,
+    _layout_to_regex,
     clean_text,
     parse_line,
 )
@@ -213,6 +215,59 @@ def test_loghub_layout_notation() -> None:
         "dfs.DataNode$PacketResponder",
     )
     assert record.content == "Packet 1 ok"
+
+
+# Loghub layouts with each construct the quick variant of a layout regex reads (spaces,
+# single characters, brackets, optional groups, a field that may hold spaces), each with
+# a line in it.
+LAYOUTS = {
+    "<Date> <Time> <Pid> <Level> <Component>: <Content>": (
+        "081109 203615 148 INFO dfs.DataNode$PacketResponder: Packet 1: ok"
+    ),
+    "<Date> <Time> - <Level>  \\[<Node>:<Component>@<Id>\\] - <Content>": (
+        "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:Follower@63]"
+        " - FOLLOWING - LEADER ELECTION TOOK - 220"
+    ),
+    "<Month> <Date> <Time> <Level> <Component>(\\[<PID>\\])?: <Content>": (
+        "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; rhost=x"
+    ),
+    "<Month>  <Date> <Time> <User> <Component>\\[<PID>\\]( \\(<Address>\\))?: <Content>": (
+        "Jul  1 09:01:05 calvisitor-10-105-160-95 com.apple.CDScheduler[43]: Thermal pressure"
+    ),
+    "<Date> <Time>, <Level>                  <Component>    <Content>": (
+        "2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack v6.1"
+    ),
+    "<Time>\\|<Component>\\|<Pid>\\|<Content>": "20171223-22:15:29:606|Step_LSC|30002312|onStandStep",
+    "\\[<Time>\\] <Program> - <Content>": "[10.30 16:49:06] chrome.exe - proxy.cse.cuhk.edu.hk:5070 open",
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_quick_layout_regex_finds_loghubs_match_or_none(layout: str) -> None:
+    """The variant without backtracking is an optimisation only: where it matches, it
+    matches as Loghub's own regex does; lines it gives up on go to that regex."""
+    exact = re.compile(_layout_to_regex(layout))
+    quick = re.compile(_layout_to_regex(layout, fast=True))
+    assert exact.pattern != quick.pattern
+    pieces = [" ", "  ", ":", ": ", "[", "]", "(", ")", " (", "-", " - ", "|", ",", "@", "\n", "\t"]
+    rng = random.Random(20261124)
+    found = 0
+    for _ in range(500):
+        line = LAYOUTS[layout]
+        for _ in range(rng.randint(1, 4)):  # pieces put in or taken out at random places
+            at = rng.randrange(len(line))
+            line = line[:at] + rng.choice(pieces) + line[at + rng.randint(0, 2) :]
+        match = quick.match(line)
+        if match is not None:
+            found += 1
+            assert match.regs == exact.match(line).regs, line  # type: ignore[union-attr]
+    assert found > 50  # the lines did exercise it
+
+
+def test_a_line_the_quick_regex_gives_up_on_still_parses() -> None:
+    fmt = LogFormat.from_layout("proxifier", "\\[<Time>\\] <Program> - <Content>")
+    record = parse_line("[07.26 14:30:32] chrome.exe *64 - open through proxy", fmt)
+    assert (record.logger, record.content) == ("chrome.exe *64", "open through proxy")
 
 
 @pytest.mark.parametrize(
@@ -414,6 +469,16 @@ def test_binary_junk_and_invalid_utf8_are_decoded_and_stripped() -> None:
     assert templater.add(bytes(range(256)) * 100).id  # no exception
     record = parse_line(junk)
     assert record.format == "raw" and "\x00" not in record.content
+
+
+def test_a_known_shape_with_control_characters_or_spaces_is_still_cleaned() -> None:
+    templater = Templater()
+    first = templater.add("job 41 failed after 3 retries")
+    for dirty in ("job 42 failed\x00 after 5 retries", "  job 43 failed after 7 retries\t"):
+        found = templater.add(dirty)
+        assert found.id == first.id, dirty
+        assert found.params == (dirty.split()[1], dirty.split()[-2]), dirty
+    assert templater.add("job\t44 failed after 9 retries").params == ("44", "9")
 
 
 def test_empty_lines() -> None:
