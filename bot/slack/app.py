@@ -2,8 +2,9 @@
 
 Listeners live in `bot/slack/listeners/`, one module per feature; each acks at once and leaves
 long work to `Investigations` (background threads). Slack retries an event it thinks was lost
-(`X-Slack-Retry-Num`, same `event_id`), and people double-click: every delivery is keyed and
-stored before it is acted on, and a key seen before is answered 200 and dropped.
+(`X-Slack-Retry-Num`, same `event_id`), and people double-click: every delivery that can come
+twice is keyed and stored before it is acted on, and a key seen before is answered 200 and
+dropped. A slash command cannot come twice (see `delivery_key`).
 """
 
 from __future__ import annotations
@@ -113,8 +114,10 @@ def delivery_key(body: dict[str, Any]) -> str | None:
         view = body["view"]
         typed = hashlib.sha256(json.dumps(view.get("state"), sort_keys=True).encode())
         return f"view:{view['id']}:{view.get('hash')}:{typed.hexdigest()[:16]}"
-    if body.get("command") and body.get("trigger_id"):
-        return f"command:{body['trigger_id']}"
+    # A slash command is not keyed: Slack sends each one once (no retries; a new trigger_id
+    # every time), and what it starts is once by its own keys (one investigation per issue,
+    # a question's thread under `ask:<trigger_id>`). The key's write waited on SQLite's write
+    # lock behind a running investigation's steps, in front of the command's answer.
     return None
 
 

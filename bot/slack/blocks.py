@@ -199,6 +199,29 @@ def moved_card(issue: Issue, channel: str, permalink: str | None = None) -> tupl
     return text, blocks
 
 
+class EarlierRun(BaseModel):
+    """An investigation of a moved issue, shown in the thread of one of its earlier cards."""
+
+    investigation_id: int
+    running: bool
+    channel: str  # where that thread is
+    permalink: str | None = None  # of the investigation's summary in that thread
+
+
+def earlier_runs(runs: list[EarlierRun]) -> str:
+    """The note in a moved card's thread: investigations stay in the thread they started in
+    (a running one reports there), so the new thread says where they are."""
+    lines = []
+    for run in runs:
+        where = f"the earlier thread in {_channel(run.channel)}"
+        if run.permalink and _LINK.fullmatch(run.permalink):
+            where = f"<{run.permalink}|the earlier thread>"
+        lines.append(f"Investigation #{run.investigation_id} is running in {where}; its report "
+                     "will be there." if run.running
+                     else f"Investigation #{run.investigation_id} ran in {where}.")
+    return "\n".join(lines)
+
+
 _LINK = re.compile(r"https?://[^\s<>|]+")
 
 

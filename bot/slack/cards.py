@@ -7,7 +7,9 @@ reopened one also gets a line in its thread saying so.
 An issue can change channel after its card is posted: sources are polled separately, so a task
 failure with no owner may open it in the default channel before a dbt test moves its root to a
 model another team owns. The card then follows: it is posted once in the new channel (under its
-own key) and the old one becomes a pointer to it, without buttons.
+own key) and the old one becomes a pointer to it, without buttons. Investigations already shown
+under the old card stay in its thread (a running one reports there); one note in the new card's
+thread links to them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from sqlmodel import Session, col, select
 
 from bot.errors import SleuthError
 from bot.intake.pipeline import IntakeOutcome
-from bot.slack.blocks import issue_card, moved_card
+from bot.slack.blocks import EarlierRun, earlier_runs, issue_card, moved_card
 from bot.slack.messages import Poster
-from bot.store.models import Issue, SlackMessage
+from bot.store.models import Investigation, InvestigationStatus, Issue, SlackMessage
 
 log = logging.getLogger(__name__)
 # Slack's answers that mean "not this channel": the card goes to the default channel instead.
@@ -129,22 +131,54 @@ class Cards:
         return self.poster.update(key, text, blocks, kind="card")
 
     def _point_to(self, issue: Issue, card: SlackMessage) -> None:
-        """Every other card of the issue becomes a pointer to `card` (also after a crash
-        between posting the new card and editing the old one)."""
+        """Every other card of the issue becomes a pointer to `card`, and `card`'s thread links
+        to the investigations under them (both also after a crash halfway)."""
         assert issue.id is not None
-        stale = [m for m in self._cards(issue.id) if m.kind == "card" and m.id != card.id]
-        if not stale:
-            return
-        text, blocks = moved_card(issue, card.channel, self._permalink(card))
-        for old in stale:
-            self.poster.update(old.key, text, blocks, kind=MOVED)
+        others = [m for m in self._cards(issue.id) if m.id != card.id]
+        stale = [m for m in others if m.kind == "card"]
+        if stale:
+            text, blocks = moved_card(issue, card.channel, self._permalink(card))
+            for old in stale:
+                self.poster.update(old.key, text, blocks, kind=MOVED)
+        if others:
+            self._link_earlier(issue.id, card, others)
 
-    def _permalink(self, card: SlackMessage) -> str | None:
+    def _link_earlier(self, issue_id: int, card: SlackMessage,
+                      others: list[SlackMessage]) -> None:
+        """One note in `card`'s thread naming the investigations shown under `others`, once
+        there are any (one still starting may show there after the move)."""
+        key = f"earlier:{card.key}"
+        if self.poster.recorded(key) is not None:
+            return
+        runs = [EarlierRun(investigation_id=run.id or 0,
+                           running=run.status == InvestigationStatus.running,
+                           channel=summary.channel, permalink=self._permalink(summary))
+                for run, summary in self._shown_under(issue_id, others)]
+        if runs:
+            self.poster.post(key, card.channel, earlier_runs(runs), kind="notice",
+                             thread_ts=card.ts, issue_id=issue_id)
+
+    def _shown_under(self, issue_id: int, cards: list[SlackMessage]
+                     ) -> list[tuple[Investigation, SlackMessage]]:
+        """The issue's investigations whose summary is in the thread of one of `cards`, with
+        that summary, oldest first."""
+        threads = {(c.channel, c.ts) for c in cards}
+        with Session(self.engine) as session:
+            found = session.exec(select(Investigation, SlackMessage)
+                                 .join(SlackMessage,
+                                       col(SlackMessage.investigation_id) == Investigation.id)
+                                 .where(SlackMessage.issue_id == issue_id,
+                                        SlackMessage.kind == "summary")
+                                 .order_by(col(Investigation.id))).all()
+        return [(run, summary) for run, summary in found
+                if (summary.channel, summary.thread_ts) in threads]
+
+    def _permalink(self, message: SlackMessage) -> str | None:
         try:
-            return self.poster.client.chat_getPermalink(channel=card.channel,
-                                                        message_ts=card.ts)["permalink"]
-        except SlackApiError as exc:  # a workspace without it: the pointer names the channel
-            log.info("no permalink for the card at %s/%s: %s", card.channel, card.ts,
+            return self.poster.client.chat_getPermalink(channel=message.channel,
+                                                        message_ts=message.ts)["permalink"]
+        except SlackApiError as exc:  # a workspace without it: the text names the channel
+            log.info("no permalink for the message at %s/%s: %s", message.channel, message.ts,
                      _reason(exc))
             return None
 

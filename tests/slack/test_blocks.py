@@ -23,7 +23,9 @@ from bot.slack.blocks import (
     VIEW_CONFIRM_PR,
     VIEW_RESOLVE,
     Blocks,
+    EarlierRun,
     ThreadSummary,
+    earlier_runs,
     investigate_help,
     issue_card,
     moved_card,
@@ -183,6 +185,19 @@ def test_a_moved_card_points_at_the_new_card_and_offers_no_buttons():
         text, blocks = moved_card(issue, "C0COMMERCE", link)
         assert_valid(blocks)
         assert text == "Issue #7 moved to <#C0COMMERCE>"
+
+
+def test_the_earlier_threads_of_a_moved_card_are_linked_or_named_by_channel():
+    run = EarlierRun(investigation_id=4, running=False, channel="C0ALERTS",
+                     permalink="http://127.0.0.1:9/#/C0ALERTS/1.3")
+    running = EarlierRun(investigation_id=5, running=True, channel="C0ALERTS")
+    assert earlier_runs([run, running]) == (
+        "Investigation #4 ran in <http://127.0.0.1:9/#/C0ALERTS/1.3|the earlier thread>.\n"
+        "Investigation #5 is running in the earlier thread in <#C0ALERTS>; its report will be "
+        "there.")
+    for link in ("javascript:alert(1)", "http://x.y/a|b>"):  # a strange one: the channel
+        odd = run.model_copy(update={"permalink": link})
+        assert earlier_runs([odd]) == "Investigation #4 ran in the earlier thread in <#C0ALERTS>."
 
 
 # ---------------------------------------------------------------- thread summary and trace

@@ -369,6 +369,11 @@ class TestAskingInSlack:
         card = recorded(rig, f"card:{issue_id}")
         answer = command(rig, card.channel, f"/investigate #{issue_id}")
         assert answer == f":mag: Investigating issue #{issue_id} in its card's thread."
+        # it starts after that answer; asked again while it runs, no second one
+        wait_for(lambda: rows(rig, Investigation, Investigation.issue_id == issue_id),
+                 "the investigation's start")
+        again = command(rig, card.channel, f"/investigate {issue_id}", NON_APPROVER_USER_ID)
+        assert again == f"Issue #{issue_id} is already being investigated in its thread."
         [investigation] = settle(rig, 1)
         assert (investigation.issue_id, investigation.trigger) == (issue_id, "command")
         ended_in_report(rig, investigation, card.channel, card.ts)

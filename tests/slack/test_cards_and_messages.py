@@ -17,9 +17,16 @@ from sqlmodel import Session, select
 from bot.errors import SleuthError
 from bot.slack.cards import Cards, card_key
 from bot.slack.messages import Poster, slack_client
+from bot.slack.thread import ThreadTrace
 from bot.slack.workspace import start_workspace
 from bot.slack.workspace.ratelimit import RateLimiter
-from bot.store.models import Issue, IssueStatus, SlackMessage
+from bot.store.models import (
+    Investigation,
+    InvestigationStatus,
+    Issue,
+    IssueStatus,
+    SlackMessage,
+)
 from tests.slack.conftest import CountingClient, channel_id
 
 DEFAULT_CHANNEL = "#data-alerts"
@@ -242,6 +249,69 @@ def test_a_crash_between_posting_the_moved_card_and_editing_the_old_one_heals(
     old, = history(counting, channel_id(counting, "data-alerts"))
     assert card_buttons(old) == set() and "moved to" in old["text"]
     assert counting.calls["chat.postMessage"] == 2
+
+
+def add_investigation(engine: Engine, issue_id: int, status: InvestigationStatus) -> int:
+    with Session(engine) as session:
+        row = Investigation(issue_id=issue_id, question="dbt test failed", trigger="auto",
+                            policy="offline", status=status)
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+    assert row.id is not None
+    return row.id
+
+
+def replies(client: WebClient, card: SlackMessage) -> list[dict[str, Any]]:
+    return client.conversations_replies(channel=card.channel, ts=card.ts)["messages"][1:]
+
+
+def test_a_moved_card_links_the_investigations_left_in_the_earlier_thread(
+        poster: Poster, engine: Engine, counting: CountingClient) -> None:
+    """The auto-investigation after the first card runs (and one is still running) under it
+    when a dbt test moves the issue: the new card's thread says where they are, once."""
+    issue_id = add_issue(engine, DEFAULT_CHANNEL)
+    cards = Cards(poster, engine, DEFAULT_CHANNEL)
+    cards.show(issue_id)
+    first = cards.card(issue_id)
+    assert first is not None
+    done = add_investigation(engine, issue_id, InvestigationStatus.done)
+    running = add_investigation(engine, issue_id, InvestigationStatus.running)
+    for investigation_id in (done, running):
+        ThreadTrace(poster, channel=first.channel, thread_ts=first.ts, issue_id=issue_id,
+                    investigation_id=investigation_id, title="dbt test failed",
+                    mode="update").start("offline")
+    question = poster.post("ask:1", DEFAULT_CHANNEL, "why?", kind="question")
+    ThreadTrace(poster, channel=question.channel, thread_ts=question.ts, issue_id=issue_id,
+                investigation_id=add_investigation(engine, issue_id, InvestigationStatus.done),
+                title="why?", mode="update").start("offline")  # not under a card: not linked
+
+    change_issue(engine, issue_id, channel="#data-commerce")
+    cards.show(issue_id)
+    cards.show(issue_id)
+    Cards(poster, engine, DEFAULT_CHANNEL).show(issue_id)  # a restart: still one note
+    moved = cards.card(issue_id)
+    assert moved is not None and moved.channel == channel_id(counting, "data-commerce")
+    note, = replies(counting, moved)
+    links = {i: counting.chat_getPermalink(channel=first.channel, message_ts=poster.recorded(
+        f"summary:{i}").ts)["permalink"] for i in (done, running)}
+    assert note["text"] == (
+        f"Investigation #{done} ran in <{links[done]}|the earlier thread>.\n"
+        f"Investigation #{running} is running in <{links[running]}|the earlier thread>; its "
+        "report will be there.")
+    # the investigations' messages stay in the earlier thread
+    assert len(replies(counting, first)) == 4  # two summaries, two traces
+
+
+def test_a_moved_card_with_no_investigation_behind_it_gets_no_note(
+        poster: Poster, engine: Engine, counting: CountingClient) -> None:
+    issue_id = add_issue(engine, DEFAULT_CHANNEL)
+    cards = Cards(poster, engine, DEFAULT_CHANNEL)
+    cards.show(issue_id)
+    change_issue(engine, issue_id, channel="#data-commerce")
+    cards.show(issue_id)
+    moved = cards.card(issue_id)
+    assert moved is not None and replies(counting, moved) == []
 
 
 def test_a_card_stays_when_the_new_owner_channel_cannot_take_it(

@@ -10,9 +10,10 @@ import difflib
 import re
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 from sqlmodel import Session
 
+from bot.errors import SleuthError
 from bot.slack.app import Bot
 from bot.slack.blocks import escape, investigate_help
 from bot.slack.jobs import Place
@@ -23,13 +24,13 @@ ISSUE_ID = re.compile(r"^#?(\d+)$")
 
 def register(app: App, bot: Bot) -> None:
     @app.command("/investigate")
-    def investigate(ack: Ack, command: dict[str, Any]) -> None:
+    def investigate(ack: Ack, respond: Respond, command: dict[str, Any]) -> None:
         text = " ".join((command.get("text") or "").split())
         user, channel = command["user_id"], command["channel_id"]
         if not text or text.lower() == "help":
             return ack(investigate_help())
         if match := ISSUE_ID.match(text):
-            return _issue(bot, ack, int(match.group(1)), user)
+            return _issue(bot, ack, respond, int(match.group(1)), user)
         if " " not in text:
             found = bot.system_map().find(text)
             if len(found) != 1:
@@ -39,15 +40,22 @@ def register(app: App, bot: Bot) -> None:
         _question(bot, f"ask:{command['trigger_id']}", text, user, channel)
 
 
-def _issue(bot: Bot, ack: Ack, issue_id: int, user: str) -> None:
+def _issue(bot: Bot, ack: Ack, respond: Respond, issue_id: int, user: str) -> None:
+    """Answered from the issue's row and what runs now; the start (its card's lookup, posting
+    the card if it has none, the inputs) comes after the answer. One started meanwhile by
+    another click takes its place: for_issue starts no twin."""
     with Session(bot.engine) as session:
         issue = session.get(Issue, issue_id)
     if issue is None:
         return ack(investigate_help(f"There is no issue #{issue_id}."))
-    if not bot.jobs.for_issue(issue_id, trigger="command", requester=user):
+    if bot.jobs.running_for(issue_id):
         return ack(f"Issue #{issue_id} is already being investigated in its thread.")
     note = " (it is resolved; this looks again)" if issue.status == IssueStatus.resolved else ""
     ack(f":mag: Investigating issue #{issue_id} in its card's thread{note}.")
+    try:
+        bot.jobs.for_issue(issue_id, trigger="command", requester=user)
+    except SleuthError as exc:  # no channel takes its card: the answer above was wrong
+        respond(f"Issue #{issue_id} cannot be investigated in Slack: {exc}")
 
 
 def _question(bot: Bot, key: str, text: str, user: str, channel: str) -> None:
