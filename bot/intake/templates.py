@@ -134,6 +134,8 @@ class Template:
         )
 
 
+_new_object = object.__new__
+
 # What `Template.params` needs, captured when the template is handed out: the message's
 # mask plan and text (so its masked text and values), and unless its params are just those
 # values, the cluster's template tokens and the positions the post-merge made values.
@@ -234,8 +236,8 @@ class Templater:
         self._shapes: dict[bytes | str, _Shape] = {}  # digit shape -> its plan (and cluster)
         self._seen: dict[str, _Known] = {}  # masked message -> its cluster
         self._known: dict[int, _Known] = {}  # cluster id -> the same
-        # Bumped when a cluster's template or the groups change: a cluster checked since
-        # needs no check of its view.
+        # Bumped when groups change (a cluster whose own template changed is marked
+        # alone): a cluster checked since needs no check of its view.
         self._epoch = 0
         self._id_skeleton: dict[str, Skeleton] = {}  # every id handed out -> a skeleton of it
         self._live: dict[Skeleton, int] = {}  # skeleton -> clusters that have it now
@@ -274,9 +276,14 @@ class Templater:
         counts = self.groups.counts
         count = counts[view.root] = counts.get(view.root, 0) + 1
         pending = (plan, text, None if view.plain else view.tokens, view.merged)
-        if known.last_id == view.id:  # the common case
-            return Template(view.id, view.text, count, "none", None, (), pending)
-        return self._news(known, view, count, pending)
+        if known.last_id != view.id:
+            return self._news(known, view, count, pending)
+        # The common case, slot by slot: `__init__`'s argument binding costs twice as much.
+        template = _new_object(Template)
+        template.id, template.text, template.count = view.id, view.text, count
+        template.change, template.previous_id = "none", None
+        template._params, template._pending = (), pending
+        return template
 
     def _key(self, text: str) -> bytes | str:
         """Where a clean message's plan is cached: its `digit_shape`, else the text itself."""
@@ -380,9 +387,9 @@ class Templater:
         """Drain's answer for a masked message not seen before (or forgotten)."""
         # Drain itself, not `TemplateMiner.add_log_message`: the message is masked already.
         cluster, change = self.miner.drain.add_log_message(masked)
-        if change == "cluster_template_changed":
-            self._epoch += 1
         known = self._entry(cluster)
+        if change == "cluster_template_changed":
+            known.epoch = -1  # its view only: other clusters' change with their groups
         if len(self._seen) >= self.config.repeat_cache_size:
             del self._seen[next(iter(self._seen))]  # oldest first
         self._seen[masked] = known

@@ -38,6 +38,7 @@ from bot.intake.logformats import (
     TRUNCATION_MARKER,
     LogFormat,
     LogRecord,
+    stall_risk,
 )
 from bot.intake.signals import RawSignal
 from bot.intake.templates import Templater
@@ -177,7 +178,8 @@ class LogFileSource:
         for pattern in self.config.paths:
             problems += _check_pattern(pattern)
         problems += self._check_header()
-        return problems
+        risk = stall_risk(self.format)  # a pattern only Python's `re` runs
+        return problems if risk is None else [*problems, risk]
 
     def _check_header(self) -> list[str]:
         """A wrong `format` makes every file one headerless event: say so up front."""
@@ -187,9 +189,11 @@ class LogFileSource:
         if not samples or any(self.header(line) for lines in samples for line in lines):
             return []
         return [
-            f"no line in the first {_HEADER_SAMPLE_BYTES} bytes of "
-            f"{len(samples)} recent file(s) starts with a {self.config.format!r} header; "
-            "is `format` (or `header_pattern`) right?"
+            (
+                f"no line in the first {_HEADER_SAMPLE_BYTES} bytes of "
+                f"{len(samples)} recent file(s) starts with a {self.config.format!r} header; "
+                "is `format` (or `header_pattern`) right?"
+            )
         ]
 
     def signal(self, event: Event, read: FileRead) -> RawSignal | None:

@@ -265,9 +265,20 @@ def test_the_quick_layout_regex_finds_loghubs_match_or_none(layout: str) -> None
 
 
 def test_a_line_the_quick_regex_gives_up_on_still_parses() -> None:
-    fmt = LogFormat.from_layout("proxifier", "\\[<Time>\\] <Program> - <Content>")
-    record = parse_line("[07.26 14:30:32] chrome.exe *64 - open through proxy", fmt)
-    assert (record.logger, record.content) == ("chrome.exe *64", "open through proxy")
+    layout = "<Month> <Date> <Time> <Level> <Component>(\\[<PID>\\])?: <Content>"
+    line = "Jun 14 15:16:01 combo audit(1131538222.234:0): initialized"
+    assert re.match(_layout_to_regex(layout, fast=True), line) is None  # `:` ends a component
+    record = parse_line(line, LogFormat.from_layout("linux", layout))
+    assert (record.logger, record.content) == ("audit(1131538222.234:0)", "initialized")
+
+
+def test_a_field_before_spaced_text_may_hold_spaces() -> None:
+    layout = "\\[<Time>\\] <Program> - <Content>"
+    line = "[07.26 14:30:32] chrome.exe *64  -  open - through proxy"
+    quick = re.match(_layout_to_regex(layout, fast=True), line)
+    assert quick is not None and quick.regs == re.match(_layout_to_regex(layout), line).regs  # type: ignore[union-attr]
+    record = parse_line(line, LogFormat.from_layout("proxifier", layout))
+    assert (record.logger, record.content) == ("chrome.exe *64", "open - through proxy")
 
 
 @pytest.mark.parametrize(

@@ -566,6 +566,15 @@ def test_check_says_when_no_line_has_the_formats_header(tmp_path: Path) -> None:
     assert make_source(tmp_path, "*.log", fmt="jsonl").check() == []
 
 
+def test_check_warns_of_a_header_pattern_only_a_backtracking_engine_runs(tmp_path: Path) -> None:
+    append(tmp_path / "a.log", "INFO: started\n")
+    lazy = r"^(?P<level>.*?): (?P<content>.*)$"  # RE2 runs it: linear, no warning
+    assert make_source(tmp_path, "*.log", fmt="text", header=lazy).check() == []
+    lookahead = r"^(?P<level>[A-Z]+)(?=:): (?P<content>.*)$"
+    (problem,) = make_source(tmp_path, "*.log", fmt="text", header=lookahead).check()
+    assert "RE2 cannot run its header pattern" in problem
+
+
 # ---------------------------------------------------------------- the demo platform's logs
 
 
