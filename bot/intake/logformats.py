@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import Sequence
+from typing import Any, Literal
 
-import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.intake.layouts import layout_to_regex
+from bot.intake.re2_match import Match, Matcher, on_re2
 
 TRUNCATION_MARKER = " <TRUNCATED>"
 DEFAULT_MAX_CHARS = 8_192
@@ -94,10 +96,10 @@ class LogRecord:
         self._logger = logger
         self._fields = fields
         self._plan: _Plan | None = None  # with `_match`: how the lazy attributes are read
-        self._match: _Match | None = None
+        self._match: Match | None = None
 
     @classmethod
-    def _matched(cls, plan: _Plan, match: _Match, text: str, name: str) -> LogRecord:
+    def _matched(cls, plan: _Plan, match: Match, text: str, name: str) -> LogRecord:
         # Slot by slot, without `__init__`'s argument binding: half the cost, once per line.
         record = _new_object(cls)
         record.content = match["content"].strip()
@@ -157,22 +159,11 @@ _LAZY: Any = object()  # a header attribute not worked out yet
 _new_object = object.__new__
 
 
-class _Match(Protocol):
-    """What a record reads of a match: Python's `re.Match` and RE2's both do."""
-
-    def __getitem__(self, group: str) -> str | Any: ...
-    def group(self, *groups: str) -> Any: ...
-    def groupdict(self) -> dict[str, str | None]: ...
-
-
-_Matcher = Callable[[str], _Match | None]
-
-
 class _Plan:
     """A regex format compiled: the regex and which groups feed which record attribute.
 
     A line's match is `fast(line) or exact(line)`. A layout's `fast` is a quicker `re`
-    variant of its regex (see `_layout_to_regex`) that finds the same match or none, and
+    variant of its regex (see `layout_to_regex`) that finds the same match or none, and
     `exact` the regex itself on RE2 for the lines the variant gives up on. Any other
     pattern is `fast` alone: on RE2, or on `re` if RE2 cannot run it (lookaround,
     backreferences: see `stall_risk`) or if this module vouches that `re` runs it in linear
@@ -183,10 +174,10 @@ class _Plan:
 
     def __init__(self, pattern: str, fast: str | None = None, linear: bool = False) -> None:
         self.regex = re.compile(pattern)
-        safe = self.regex.match if linear else _on_re2(pattern)
+        safe = self.regex.match if linear else on_re2(pattern)
         self.stalls = safe is None  # on a backtracking engine that may not end in time
-        self.fast: _Matcher = safe or self.regex.match
-        self.exact: _Matcher = _no_match
+        self.fast: Matcher = safe or self.regex.match
+        self.exact: Matcher = _no_match
         if fast is not None:
             self.fast, self.exact = re.compile(fast).match, self.fast
         names = sorted(self.regex.groupindex, key=self.regex.groupindex.__getitem__)
@@ -195,7 +186,7 @@ class _Plan:
         self.level = tuple(n for n in _LEVEL_FIELDS if n in names)
         self.logger = tuple(n for n in _LOGGER_FIELDS if n in names)
 
-    def ts_of(self, match: _Match) -> str | None:
+    def ts_of(self, match: Match) -> str | None:
         if len(self.ts) == 1:
             return _first_group(match, self.ts)
         if not self.ts:
@@ -208,94 +199,6 @@ _matched = LogRecord._matched  # bound once: read per line
 
 def _no_match(text: str) -> None:
     return None
-
-
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # a pattern RE2 refuses goes to `re`: no stderr noise
-# Python's `\d \w \s` match any Unicode digit, letter, space; RE2's only ASCII ones. Spelled
-# out for RE2, so that both engines give a pattern the same groups (`\D \W \S` inside a
-# class stay ASCII on RE2: RE2 has no negated class within a class).
-_FOR_RE2 = {
-    "d": r"\p{Nd}",
-    "w": r"\p{L}\p{N}_",
-    "s": r"\s\x0b\x1c-\x1f\x85\p{Z}",
-}
-_RE2_ESCAPES = (  # outside a class, inside one
-    {
-        "d": _FOR_RE2["d"],
-        "D": r"\P{Nd}",
-        "w": f"[{_FOR_RE2['w']}]",
-        "W": f"[^{_FOR_RE2['w']}]",
-        "s": f"[{_FOR_RE2['s']}]",
-        "S": f"[^{_FOR_RE2['s']}]",
-        "Z": r"\z",
-    },
-    _FOR_RE2,
-)
-
-
-def _on_re2(pattern: str) -> _Matcher | None:
-    """`pattern`'s match on RE2, in time linear in the line; None if RE2 cannot run it."""
-    try:
-        regex = re2.compile(_for_re2(pattern), _RE2_OPTIONS)
-    except re2.error:
-        return None
-
-    def match(text: str) -> _Match | None:
-        # RE2's binding maps byte offsets back to characters in Python, per match: an
-        # ASCII line's bytes, whose offsets are its characters', match 2x quicker.
-        if text.isascii():
-            found = regex.match(text.encode())
-            return None if found is None else _AsciiMatch(found)
-        return regex.match(text)  # type: ignore[no-any-return]
-
-    return match
-
-
-class _AsciiMatch:
-    """An RE2 match of an ASCII line's bytes, read as text."""
-
-    __slots__ = ("_bytes",)
-
-    def __init__(self, found: Any) -> None:
-        self._bytes = found
-
-    def __getitem__(self, group: str) -> str | None:
-        return _text(self._bytes[group])
-
-    def group(self, *groups: str) -> Any:
-        found = self._bytes.group(*groups)
-        return tuple(map(_text, found)) if len(groups) > 1 else _text(found)
-
-    def groupdict(self) -> dict[str, str | None]:
-        return {name: _text(value) for name, value in self._bytes.groupdict().items()}
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("ascii")
-
-
-def _for_re2(pattern: str) -> str:
-    r"""`pattern` for RE2, with Python's meaning of `\d \w \s \Z`."""
-    out: list[str] = []
-    i, in_class = 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            escape = pattern[i : i + 2]
-            out.append(_RE2_ESCAPES[in_class].get(escape[1], escape))
-            i += 2
-            continue
-        if char == "[" and not in_class:  # a `]` first in a class is a character
-            end = i + 1 + (pattern[i + 1 : i + 2] == "^")
-            end += pattern[end : end + 1] == "]"
-            out.append(pattern[i:end])
-            i, in_class = end, True
-            continue
-        in_class = in_class and char != "]"
-        out.append(char)
-        i += 1
-    return "".join(out)
 
 
 def stall_risk(fmt: LogFormat) -> str | None:
@@ -312,7 +215,7 @@ def stall_risk(fmt: LogFormat) -> str | None:
     )
 
 
-def _first_group(match: _Match, names: Sequence[str]) -> str | None:
+def _first_group(match: Match, names: Sequence[str]) -> str | None:
     """The first non-empty header field among `names` (`level`, else `level2`…)."""
     for name in names:
         value = match.group(name)
@@ -369,114 +272,10 @@ class LogFormat(BaseModel):
         spaces match any whitespace, and everything else is regex (`\\[` is a bracket,
         `(\\[<PID>\\])?` an optional part).
         """
-        pattern = _layout_to_regex(layout)
+        pattern = layout_to_regex(layout)
         if pattern not in _PLANS:
-            _PLANS[pattern] = _Plan(pattern, fast=_layout_to_regex(layout, fast=True))
+            _PLANS[pattern] = _Plan(pattern, fast=layout_to_regex(layout, fast=True))
         return cls(name=name, pattern=pattern)
-
-
-_FIELD = re.compile(r"<([A-Za-z_]\w*)>")
-
-
-def _layout_to_regex(layout: str, fast: bool = False) -> str:
-    """The layout's regex, as Loghub writes it: `(?P<field>.*?)` per field, `\\s+` per space.
-
-    `fast=True`: a variant that finds the same match on the lines it matches at all, and
-    leaves the others to the exact regex. Each lazy field the regex engine would extend one
-    character at a time, trying the whole rest of the line at each, becomes a possessive
-    run of the characters that cannot start what follows it (`(?P<level>\\S*+)` before
-    a space, `[^:\\n]*+` before a colon), and a space a possessive `\\s++`. The variant
-    walks the exact regex's first path: the positions it skips could not have continued
-    the match, and what it never tries (a longer field, a shorter space) the exact regex would try only after that
-    path failed. A field followed by spaces then text (`<Program> - `) may hold spaces
-    (`chrome.exe *64`): it runs on over each run of spaces the text does not follow, the
-    first place the exact regex would try the rest of the line at.
-    """
-    parts = _FIELD.split(layout)  # text, field name, text, …, text
-    exact = [
-        _field(part) if i % 2 else re.sub(r" +", r"\\s+", part) for i, part in enumerate(parts)
-    ]
-    if not fast:
-        return "^" + "".join(exact) + "$"
-    regex = [re.sub(r" +", r"\\s++", part) for part in parts]
-    for i in range(1, len(parts), 2):
-        name = parts[i].lower()
-        stops = None if name == "content" else _first_chars("".join(exact[i + 1 :]))
-        if stops is None:
-            regex[i] = exact[i]
-        elif _spaces_then_text(exact[i + 1]):  # a run of spaces: lookahead once, then past it
-            regex[i] = rf"(?P<{name}>\S*+(?:(?!{regex[i + 1]})[^\S\n]++\S*+)*+)"
-        else:  # `\S`: the same as `[^\s\n]`, and a tenth quicker
-            run = r"\S" if stops == r"\s" else f"[^{stops}\\n]"
-            regex[i] = f"(?P<{name}>{run}*+)"
-    return "^" + "".join(regex) + "$"
-
-
-def _spaces_then_text(part: str) -> bool:
-    """Whether a layout's text between two fields is spaces then plain text (` - `)."""
-    rest = part.removeprefix("\\s+")
-    return (
-        rest != part and _first_chars(rest) not in (None, r"\s") and not set(rest) & set("()|?*{}")
-    )
-
-
-def _field(name: str) -> str:
-    name = name.lower()
-    return f"(?P<{name}>.*)" if name == "content" else f"(?P<{name}>.*?)"
-
-
-_REGEX_SYNTAX = frozenset(".^$*+?{}[]|()\\")
-
-
-def _first_chars(regex: str) -> str | None:
-    """The characters a match of `regex` can start with, as the inside of a character class;
-    None if this reading of the few constructs layouts use cannot tell."""
-    if regex.startswith("\\s"):
-        first, rest = r"\s", regex[2:]
-    elif regex.startswith("\\") and len(regex) > 1 and not regex[1].isalnum():
-        first, rest = re.escape(regex[1]), regex[2:]  # an escaped character: `\\[`
-    elif regex.startswith("("):
-        end = _group_end(regex)
-        if end is None:
-            return None
-        inner, rest = regex[1:end], regex[end + 1 :]
-        inner = inner.removeprefix("?:")
-        if inner.startswith("?") or "|" in inner:
-            return None
-        first = _first_chars(inner)  # type: ignore[assignment]
-        if first is None or rest[:1] == "{":
-            return None
-        if rest[:1] in ("?", "*"):  # an optional group: or what comes after it
-            after = _first_chars(rest[2:] if rest[1:2] in ("?", "+") else rest[1:])
-            return None if after is None else first + after
-        return first
-    elif regex and regex[0] not in _REGEX_SYNTAX:
-        first, rest = re.escape(regex[0]), regex[1:]
-    else:
-        return None
-    return None if rest[:1] in ("?", "*", "{") else first  # an optional character
-
-
-def _group_end(regex: str) -> int | None:
-    """Index of the `)` closing the group `regex` starts with."""
-    depth, i = 0, 0
-    while i < len(regex):
-        char = regex[i]
-        if char == "\\":
-            i += 1  # the escaped character is skipped below
-        elif char == "[":  # a class: brackets and parentheses in it are characters
-            i += 2 if regex[i + 1 : i + 2] == "^" else 1
-            i += 1 if regex[i : i + 1] == "]" else 0
-            while i < len(regex) and regex[i] != "]":
-                i += 2 if regex[i] == "\\" else 1
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
 
 
 def _linear(name: str, pattern: str) -> LogFormat:

@@ -17,11 +17,10 @@ from bot.intake.logformats import (
     BUILTIN_FORMATS,
     LogFormat,
     LogRecord,
-    _for_re2,
-    _on_re2,
     parse_line,
     stall_risk,
 )
+from bot.intake.re2_match import for_re2, on_re2
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "loghub-2k"
 # A backtracking engine tries every split of these among a pattern's lazy fields: with `re`,
@@ -107,7 +106,7 @@ def test_re2_reads_pythons_classes_as_python_does(escape: str) -> None:
     """RE2's `\\d \\w \\s` are ASCII; spelled out for it, they match what `re` matches on
     every character Python's Unicode tables assign."""
     text = _assigned_characters()
-    on_re2 = re2.compile(_for_re2(escape))
+    on_re2 = re2.compile(for_re2(escape))
     assert on_re2.findall(text) == re.findall(escape, text)
 
 
@@ -139,7 +138,7 @@ def test_a_pattern_re2_refuses_still_parses_on_re_with_a_warning() -> None:
     lookahead = r"^(?P<level>[A-Z]+)(?=:): (?P<content>.*)$"
     backreference = r"^(?P<q>['\"])(?P<logger>\w+)(?P=q) (?P<content>.*)$"
     for pattern in (lookahead, backreference):
-        assert _for_re2(pattern) and _on_re2(pattern) is None
+        assert for_re2(pattern) and on_re2(pattern) is None
         fmt = LogFormat(name="text", pattern=pattern)
         risk = stall_risk(fmt)
         assert risk is not None and "RE2 cannot run" in risk

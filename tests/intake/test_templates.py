@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.intake.layouts import layout_to_regex
 from bot.intake.logformats import (
     AIRFLOW,
     TRUNCATION_MARKER,
     LogFormat,
     LogRecord,
-    _layout_to_regex,
     clean_text,
     parse_line,
 )
@@ -246,8 +246,8 @@ LAYOUTS = {
 def test_the_quick_layout_regex_finds_loghubs_match_or_none(layout: str) -> None:
     """The variant without backtracking is an optimisation only: where it matches, it
     matches as Loghub's own regex does; lines it gives up on go to that regex."""
-    exact = re.compile(_layout_to_regex(layout))
-    quick = re.compile(_layout_to_regex(layout, fast=True))
+    exact = re.compile(layout_to_regex(layout))
+    quick = re.compile(layout_to_regex(layout, fast=True))
     assert exact.pattern != quick.pattern
     pieces = [" ", "  ", ":", ": ", "[", "]", "(", ")", " (", "-", " - ", "|", ",", "@", "\n", "\t"]
     rng = random.Random(20261124)
@@ -267,7 +267,7 @@ def test_the_quick_layout_regex_finds_loghubs_match_or_none(layout: str) -> None
 def test_a_line_the_quick_regex_gives_up_on_still_parses() -> None:
     layout = "<Month> <Date> <Time> <Level> <Component>(\\[<PID>\\])?: <Content>"
     line = "Jun 14 15:16:01 combo audit(1131538222.234:0): initialized"
-    assert re.match(_layout_to_regex(layout, fast=True), line) is None  # `:` ends a component
+    assert re.match(layout_to_regex(layout, fast=True), line) is None  # `:` ends a component
     record = parse_line(line, LogFormat.from_layout("linux", layout))
     assert (record.logger, record.content) == ("audit(1131538222.234:0)", "initialized")
 
@@ -275,8 +275,8 @@ def test_a_line_the_quick_regex_gives_up_on_still_parses() -> None:
 def test_a_field_before_spaced_text_may_hold_spaces() -> None:
     layout = "\\[<Time>\\] <Program> - <Content>"
     line = "[07.26 14:30:32] chrome.exe *64  -  open - through proxy"
-    quick = re.match(_layout_to_regex(layout, fast=True), line)
-    assert quick is not None and quick.regs == re.match(_layout_to_regex(layout), line).regs  # type: ignore[union-attr]
+    quick = re.match(layout_to_regex(layout, fast=True), line)
+    assert quick is not None and quick.regs == re.match(layout_to_regex(layout), line).regs  # type: ignore[union-attr]
     record = parse_line(line, LogFormat.from_layout("proxifier", layout))
     assert (record.logger, record.content) == ("chrome.exe *64", "open - through proxy")
 
