@@ -195,37 +195,39 @@ _NEEDS = {"RUN_ID": "__", "URL": "://", "EMAIL": "@", "QUOTED": "="}  # QUOTED: 
 class MaskPlan:
     """How to mask every line of one digit shape, found once by the regex."""
 
-    __slots__ = ("_bounds", "_gaps", "_values", "layout", "masked", "names")
+    __slots__ = ("_bounds", "_gaps", "_layout", "_values", "masked", "names")
 
     def __init__(self, shape: str, matches: Sequence[re.Match[str]]) -> None:
-        # Built for every new shape, the cold path of intake: one loop, no second pass.
+        # Built for every new shape, the cold path of intake: one loop, no second pass,
+        # and nothing built that most plans never need (see `masked`).
         names: list[str] = []
         bounds: list[int] = [0]  # where each gap between values starts and ends
-        between: list[str] = []  # the shape's text in those gaps
+        parts: list[str] = []  # the shape's text in those gaps, each value's placeholder
         for match in matches:
-            start, end = match.span()
-            names.append(match.lastgroup or "")
-            between.append(shape[bounds[-1] : start])
-            bounds += (start, end)
-        between.append(shape[bounds[-1] :])
+            span = match.span()
+            name = match.lastgroup or ""
+            names.append(name)
+            parts += (shape[bounds[-1] : span[0]], f"<{name}>")
+            bounds += span
+        parts.append(shape[bounds[-1] :])
         self.names = tuple(names)  # mask name of each value
-        self.layout = "{}" + "".join([f"<{name}>{{}}" for name in names])
         self._bounds = tuple(bounds)
-        # Slicers are built when first used: most plans never need them (see `masked`).
+        # Slicers (and `_layout`, set with `_gaps`) are built when first used.
         self._gaps: Callable[[str], tuple[str, ...]] | None = None
         self._values: Callable[[str], tuple[str, ...]] | None = None
         # A line's digits are 1s in its shape: if none is left outside the values, every
         # line of this shape masks to the same text, computed once.
-        self.masked = None if "1" in "".join(between) else self.layout.format(*between)
+        self.masked = None if "1" in "".join(parts[::2]) else "".join(parts)
 
     def masked_text(self, text: str) -> str:
         """The line with its values replaced by placeholders."""
         if self.masked is not None:
             return self.masked
         if self._gaps is None:
+            self._layout = "{}" + "".join([f"<{name}>{{}}" for name in self.names])
             ends = [*self._bounds[1::2], None]
             self._gaps = _slicer([slice(a, b) for a, b in zip(self._bounds[::2], ends)])
-        return self.layout.format(*self._gaps(text))
+        return self._layout.format(*self._gaps(text))
 
     def values(self, text: str) -> tuple[str, ...]:
         """The line's values, in order."""

@@ -63,7 +63,10 @@ class TemplateGroups:
         self._buckets: dict[str, Skeleton | list[Skeleton]] = {}
         self._open: set[str] = set()  # buckets whose position is known to be a value
         self.counts: dict[Skeleton, int] = {}  # group root -> messages
-        self.unions = 0  # how many times two groups became one
+        # Both roots of every union since the caller last emptied this list: the groups
+        # that joined or generalised, so that a caller keeping views of groups refreshes
+        # only those.
+        self.united: list[Skeleton] = []
 
     def add(self, skel: Skeleton, count: int = 0) -> Skeleton:
         """Register a skeleton (once), count `count` messages for it, return its group root."""
@@ -168,7 +171,7 @@ class TemplateGroups:
         if self._order[rb] < self._order[ra]:
             ra, rb = rb, ra
         self.parent[rb] = ra
-        self.unions += 1
+        self.united += (ra, rb)
         self.counts[ra] = self.counts.get(ra, 0) + self.counts.pop(rb, 0)
         self.merged[ra] = tuple(
             x if x == y else WILDCARD for x, y in zip(self.merged[ra], self.merged[rb])

@@ -202,15 +202,15 @@ class _ClusterView:
 
 class _Known:
     """A Drain cluster as the hot path needs it: the view of its current template, the id
-    last handed out for it, and the templater's epoch when the view was last checked."""
+    last handed out for it, and whether that view needs a check before use."""
 
-    __slots__ = ("cluster", "epoch", "last_id", "view")
+    __slots__ = ("cluster", "last_id", "stale", "view")
 
     def __init__(self, cluster: LogCluster) -> None:
         self.cluster = cluster
         self.view: _ClusterView | None = None
         self.last_id: str | None = None
-        self.epoch = -1  # never checked
+        self.stale = True  # never checked
 
 
 # A digit shape's mask plan, and the cluster of its masked text when every line of the
@@ -236,9 +236,11 @@ class Templater:
         self._shapes: dict[bytes | str, _Shape] = {}  # digit shape -> its plan (and cluster)
         self._seen: dict[str, _Known] = {}  # masked message -> its cluster
         self._known: dict[int, _Known] = {}  # cluster id -> the same
-        # Bumped when groups change (a cluster whose own template changed is marked
-        # alone): a cluster checked since needs no check of its view.
-        self._epoch = 0
+        # Group root -> the clusters whose view was last refreshed to it: when groups
+        # unite, only their clusters are marked stale (as is a cluster whose own template
+        # changed), not every cluster seen afterwards. A cluster that moved on may linger
+        # in its old root's set: at worst one needless check.
+        self._viewers: dict[Skeleton, set[_Known]] = {}
         self._id_skeleton: dict[str, Skeleton] = {}  # every id handed out -> a skeleton of it
         self._live: dict[Skeleton, int] = {}  # skeleton -> clusters that have it now
         self._moved: dict[Skeleton, Skeleton] = {}  # abandoned skeleton -> where it went
@@ -270,7 +272,7 @@ class Templater:
             # Drain would take the same tokens down the same path to the same cluster: the
             # repeat of a masked message only counts. Most messages are such repeats.
             known.cluster.size += 1
-        if known.epoch != self._epoch:
+        if known.stale:
             self._check(known)
         view: _ClusterView = known.view  # type: ignore[assignment]  # set by `_check`
         counts = self.groups.counts
@@ -389,7 +391,7 @@ class Templater:
         cluster, change = self.miner.drain.add_log_message(masked)
         known = self._entry(cluster)
         if change == "cluster_template_changed":
-            known.epoch = -1  # its view only: other clusters' change with their groups
+            known.stale = True  # its view only: other clusters' change with their groups
         if len(self._seen) >= self.config.repeat_cache_size:
             del self._seen[next(iter(self._seen))]  # oldest first
         self._seen[masked] = known
@@ -411,7 +413,7 @@ class Templater:
             or groups.merged[view.root] is not view.merged_tokens  # its group generalised
         ):
             self._view(known)
-        known.epoch = self._epoch
+        known.stale = False
 
     def _view(self, known: _Known) -> _ClusterView:
         """The cluster's view, rebuilt when Drain changed its template, and its group
@@ -422,10 +424,8 @@ class Templater:
         else:
             old = view
             view = known.view = _ClusterView(cluster.log_template_tokens)
-            unions = self.groups.unions
             new_root = self.groups.add(view.skeleton)
-            if self.groups.unions != unions:
-                self._epoch += 1  # other clusters' groups may have joined
+            self._mark_united()
             if old is not None:
                 # The cluster's earlier messages (all but the one being added) move along.
                 moved = cluster.size - 1
@@ -435,7 +435,16 @@ class Templater:
         root = self.groups.find(view.skeleton)
         if root is not view.root or self.groups.merged[root] is not view.merged_tokens:
             self._refresh(view, root)
+            self._viewers.setdefault(root, set()).add(known)
         return view
+
+    def _mark_united(self) -> None:
+        """Mark stale the clusters viewing a group that just joined another or generalised."""
+        united = self.groups.united
+        for root in united:
+            for known in self._viewers.pop(root, ()):
+                known.stale = True
+        united.clear()
 
     def _refresh(self, view: _ClusterView, root: Skeleton) -> None:
         """Point the view at its group's current root and template."""

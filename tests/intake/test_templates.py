@@ -454,6 +454,24 @@ def test_a_repeat_after_its_group_generalised_gets_the_new_id() -> None:
     assert again.params == ("root", "10.0.0.9", "23")
 
 
+def test_a_union_refreshes_every_cluster_of_the_united_groups_and_no_other() -> None:
+    """Only the clusters viewing a united group re-check their view: each of them, seen
+    again, gets the group's new template; a cluster of another group keeps its own."""
+    templater = Templater()
+    other = templater.add("Disk quota exceeded on volume 7")
+    users = ("root", "admin", "guest", "oracle", "pi")
+    before = [templater.add(f"Failed password for {u} from 10.0.0.1 port 22 ssh2") for u in users]
+    for user, first in zip(users, before):
+        again = templater.add(f"Failed password for {user} from 10.0.0.2 port 23 ssh2")
+        assert again.text == "Failed password for <*> from <*> port <*> ssh2"
+        assert again.params == (user, "10.0.0.2", "23")
+        if first.id != again.id:
+            assert (again.change, again.previous_id) == ("changed", first.id)
+    unrelated = templater.add("Disk quota exceeded on volume 9")
+    assert (unrelated.id, unrelated.text, unrelated.change) == (other.id, other.text, "none")
+    assert unrelated.count == 2
+
+
 def test_template_groups_need_two_distinct_words_to_make_a_value() -> None:
     with pytest.raises(ValueError, match="min_distinct"):
         TemplateGroups(min_distinct=1)
