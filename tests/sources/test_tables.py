@@ -900,7 +900,7 @@ def demo_polls(demo_platform: tuple[Any, Path]) -> DemoPolls:
             + timedelta(hours=1)
         poller.poll()
 
-    history_days, _ = timeline(DEMO_DAYS)
+    history_days, fault_day = timeline(DEMO_DAYS)
     faults, first = {}, {}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
@@ -912,7 +912,10 @@ def demo_polls(demo_platform: tuple[Any, Path]) -> DemoPolls:
         for name in (*DEMO_FAULTS, "flaky_network"):
             run_scenario(get_scenario(name), paths=paths, days=DEMO_DAYS, seed=DEMO_SEED,
                          cache=cache)
-            clock.now = datetime.now(UTC)
+            # An hour after the fault day's nightly run, as after each healthy day: ages
+            # measured from the wall clock would depend on the hour the tests run at.
+            clock.now = datetime.combine(fault_day, datetime.min.time(), UTC) + NIGHTLY \
+                + timedelta(hours=1)
             faults[name], _ = source.poll(healthy_cursor)
             first[name] = fresh_poll(clock.now)
     return DemoPolls(healthy=poller.polls, faults=faults, first=first,
