@@ -60,15 +60,18 @@ class Cards:
         issue now: a new root may have moved it); True when it was posted now."""
         issue = self._issue(issue_id)
         text, blocks = issue_card(issue)
-        card = self.card(issue_id)
+        cards = self._cards(issue_id)
+        card = _current(cards)
         if card is None:
             self._post(issue, text, blocks)
             return True
         owner = self._owner(issue)
+        moved = None
         if owner is not None and owner != card.channel:
-            card = self._move(issue, owner, text, blocks) or card
-        card = self.poster.update(card.key, text, blocks) or card
-        self._point_to(issue, card)
+            moved = self._move(issue, owner, text, blocks)
+        card = self.poster.update((moved or card).key, text, blocks) or moved or card
+        if moved is not None or len(cards) > 1:  # one card, never moved: nothing points at it
+            self._point_to(issue, card)
         if reopened:
             self.poster.post(f"reopened:{issue_id}:{issue.last_seen.isoformat()}", card.channel,
                              ":repeat: This issue happened again after it was resolved.",
@@ -77,8 +80,7 @@ class Cards:
 
     def card(self, issue_id: int) -> SlackMessage | None:
         """The issue's card: where its buttons, notes and new investigations are."""
-        current = [m for m in self._cards(issue_id) if m.kind == "card"]
-        return current[-1] if current else None
+        return _current(self._cards(issue_id))
 
     def _post(self, issue: Issue, text: str, blocks: list) -> None:
         assert issue.id is not None
@@ -201,3 +203,9 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error") or exc)
     return str(exc)
+
+
+def _current(cards: list[SlackMessage]) -> SlackMessage | None:
+    """Of an issue's cards and pointers (last-changed last), the card in use."""
+    current = [m for m in cards if m.kind == "card"]
+    return current[-1] if current else None
