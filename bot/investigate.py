@@ -184,12 +184,13 @@ def trace_line(event: TraceEvent) -> str:
 def run_investigation(settings: Settings, engine: Engine, inputs: Inputs, *,
                       policy: Policy = "auto", console: Console | None = None,
                       secrets: Secrets | None = None, sink: TraceSink | None = None,
-                      on_start: Callable[[int], None] | None = None) -> Investigated:
+                      on_start: Callable[[int, str], None] | None = None) -> Investigated:
     """Investigate `inputs` over the world of `settings`; stores every step, the report and
     the case file, and writes the case file to `<home>/cases/<id>.md` and `.json`.
 
     `sink` sees each step after it is stored (the Slack thread); `on_start` gets the
-    investigation's id as soon as it is stored, before the first step."""
+    investigation's id and policy (a model, or "offline") as soon as it is stored, before the
+    first step."""
     settings = settings.with_defaults()
     secrets = secrets or Secrets.from_env()
     orchestrator, subagent = providers(settings, policy, secrets)
@@ -204,10 +205,10 @@ def run_investigation(settings: Settings, engine: Engine, inputs: Inputs, *,
         session.commit()
         session.refresh(row)
         assert row.id is not None
-        run_id = row.id
+        run_id, run_policy = row.id, row.policy
     inputs = inputs.model_copy(update={"id": str(run_id)})
     if on_start is not None:
-        on_start(run_id)
+        on_start(run_id, run_policy)
     prices = {**settings.models.prices, OFFLINE_MODEL: ModelPrice(input=0, output=0)}
     started = time.perf_counter()
     result = investigate(inputs, orchestrator, subagent, subagent_tools, orchestrator_tools,

@@ -124,13 +124,6 @@ class Investigations:
         future = self._running.get(issue_id)
         return future is not None and not future.done()
 
-    def _policy(self, investigation_id: int) -> str:
-        """What drives the investigation (a model's name, or "offline"), as stored when it
-        started: the summary says so from its first post, not only at the end."""
-        with Session(self.engine) as session:
-            row = session.get(Investigation, investigation_id)
-        return row.policy if row is not None else ""
-
     def _submit(self, inputs: Inputs, place: Place, requester: str | None,
                 issue_id: int | None) -> Future:
         return self._pool.submit(self._run, inputs, place, requester, issue_id)
@@ -144,13 +137,13 @@ class Investigations:
              issue_id: int | None) -> int | None:
         forward = _Forward()
 
-        def started(investigation_id: int) -> None:
+        def started(investigation_id: int, policy: str) -> None:
             forward.trace = ThreadTrace(
                 self.poster, channel=place.channel, thread_ts=place.thread_ts,
                 investigation_id=investigation_id, title=inputs.title, issue_id=issue_id,
                 requester=requester, team_id=self.team_id, mode=self.settings.slack.trace,
                 interval=self.settings.slack.update_interval.total_seconds())
-            forward.trace.start(self._policy(investigation_id))
+            forward.trace.start(policy)  # the summary names it from its first post
 
         try:
             done = run_investigation(self.settings, self.engine, inputs, sink=forward,

@@ -451,12 +451,12 @@ def test_an_offline_investigation_shows_live_in_its_thread(
                                    base_url=running.api_url), engine)
     forward = Forward()
 
-    def started(investigation_id: int) -> None:
+    def started(investigation_id: int, policy: str) -> None:
         forward.trace = ThreadTrace(
             poster, channel="#data-alerts", thread_ts=root[1], investigation_id=investigation_id,
             title=inputs.title, issue_id=issue_id, requester=APPROVER_USER_ID, team_id=TEAM_ID,
             interval=0.2)
-        forward.trace.start("offline")
+        forward.trace.start(policy)
 
     done = run_investigation(settings, engine, inputs, policy="offline", sink=forward,
                              on_start=started)
