@@ -35,12 +35,14 @@ def skeleton(tokens: Sequence[str]) -> tuple[Skeleton, tuple[int, ...]]:
     out: list[str] = []
     positions: list[int] = []
     for i, token in enumerate(tokens):
-        if token == WILDCARD or is_variable(token):
+        if "<" not in token:  # a word: most tokens, one test
+            out.append(token)
+        elif token == WILDCARD or is_variable(token):
             if out and out[-1] == WILDCARD:
                 continue
             out.append(WILDCARD)
         else:
-            out.append(PLACEHOLDER.sub(WILDCARD, token) if "<" in token else token)
+            out.append(PLACEHOLDER.sub(WILDCARD, token))
         positions.append(i)
     return tuple(out), tuple(positions)
 
