@@ -49,6 +49,9 @@ def task_asset(dag_id: str, task_id: str) -> str:
     return f"task.{dag_id}.{task_id}"
 
 
+_BUILT_BY_DBT = ("model.", "seed.", "snapshot.")  # dbt nodes a dbt run (re)builds
+
+
 class SystemMap:
     """Assets and data flow; see the module docstring."""
 
@@ -131,6 +134,15 @@ class SystemMap:
         hops = nx.single_source_shortest_path_length(self.graph.reverse(copy=False), asset,
                                                      cutoff=max_hops)
         return {n: d for n, d in hops.items() if n.startswith("model.")}
+
+    def builders(self, asset: str) -> list[str]:
+        """The tasks whose run refreshes `asset`: the tasks that run dbt, for a model, seed
+        or snapshot; a load task, for the table it writes. (The map's edges go from a dbt
+        node to the task that runs dbt, not back: see the module docstring.)"""
+        if asset.startswith(_BUILT_BY_DBT) and asset in self.graph:
+            return sorted(t.asset for t in self.tasks.values() if t.runs_dbt)
+        return sorted(t for t in self.graph.predecessors(asset) if t in self.tasks) \
+            if asset in self.graph else []
 
     def subject(self, asset: str) -> str:
         """What a problem at `asset` is about: a test's is the node it tests (a failed test

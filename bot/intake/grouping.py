@@ -156,8 +156,9 @@ class Grouper:
                                 col(Issue.last_seen) >= signal.observed_at - window,
                                 col(Issue.first_seen) <= signal.observed_at + window)
             .order_by(col(Issue.last_seen).desc())).all()
+        stale = _is_stale(signal)
         related = [(issue, how) for issue in candidates
-                   if (how := self._relation(issue.asset, signal.asset)) is not None]
+                   if (how := self._relation(issue.asset, signal.asset, stale)) is not None]
         if not related:
             return None
         issue, how = min(related, key=lambda pair: self._rank(session, pair[0], signal))
@@ -167,22 +168,37 @@ class Grouper:
             return issue, f"lineage: upstream of issue #{issue.id}'s root {root}; now its root"
         if how == "downstream":
             return issue, f"lineage: downstream of issue #{issue.id}'s root {root}"
+        if how.startswith("task."):  # stale: the task that rebuilds it waits for the root
+            if how == issue.asset:
+                return issue, f"lineage: not refreshed by issue #{issue.id}'s root {root}"
+            return issue, (f"lineage: not refreshed by {self.system.display_name(how)}, which "
+                           f"runs after issue #{issue.id}'s root {root}")
         if how.startswith("model."):
             self._move_root(issue, how)  # both sit below it: the likelier root
-            return issue, f"lineage: shares upstream {self.system.display_name(how)} with " \
-                          f"issue #{issue.id}'s {root}; now its root"
+            return issue, (f"lineage: shares upstream {self.system.display_name(how)} with "
+                           f"issue #{issue.id}'s {root}; now its root")
         return issue, f"lineage: same asset as issue #{issue.id}"
 
     def _move_root(self, issue: Issue, root: str) -> None:
         issue.asset = root
         issue.channel = self.system.channel(root) or issue.channel  # the root's owners decide
 
-    def _relation(self, root: str, asset: str) -> str | None:
+    def _relation(self, root: str, asset: str, stale: bool = False) -> str | None:
+        """How `asset` relates to an issue rooted at `root`: the same asset, downstream,
+        upstream, (stale) built by a task that runs after the root, or below a shared
+        model; None if unrelated."""
         root, asset = self.system.subject(root), self.system.subject(asset)
         if root == asset:
             return "same asset"
         if self.system.upstream_of(root, asset):
             return "downstream"
+        if stale:
+            # Data not refreshed: the task that rebuilds it is the failed root, or waits for
+            # it (dbt after the loads), though the data itself reads nothing of the root. A
+            # consequence, so before `upstream` (a model sits above the task that runs dbt).
+            for builder in self.system.builders(asset):
+                if builder == root or self.system.upstream_of(root, builder):
+                    return builder
         if self.system.upstream_of(asset, root):
             return "upstream"
         return self.system.shared_upstream(root, asset)
@@ -221,6 +237,12 @@ class Grouper:
             issue.title, issue.kind = signal.title[:300], signal.kind  # say what failed, not a log line
         if reopened:
             issue.status, issue.resolved_at = IssueStatus.open, None
+
+
+def _is_stale(signal: Signal) -> bool:
+    """A symptom of data not refreshed: a freshness check or a stale source."""
+    return signal.kind == "source_stale" or (
+        signal.kind == "table_check" and (signal.detail or {}).get("check") == "freshness")
 
 
 def severity_of(kinds: Sequence[str]) -> str:

@@ -136,7 +136,7 @@ def test_similar_text_joins_only_where_the_map_allows(intake: Intake) -> None:
                        message=text + " (retrying)")])
     intake.process()
     [issue] = issues(intake)
-    assert reasons(intake)[1].startswith(f"similarity ") and f"#{issue.id}" in reasons(intake)[1]
+    assert reasons(intake)[1].startswith("similarity ") and f"#{issue.id}" in reasons(intake)[1]
     # the same words about two unrelated sources stay apart
     intake.ingest([sig("source_stale", RAW_ORDERS, "source freshness error: 30h old", 100),
                    sig("source_stale", RAW_PAYMENTS, "source freshness error: 30h old", 101)])
@@ -163,3 +163,51 @@ def test_a_signal_seen_twice_is_stored_once(intake: Intake) -> None:
     one = sig("task_failed", DBT_BUILD, "dbt_build failed", 0)
     assert intake.ingest([one, one]) == 1
     assert intake.ingest([one]) == 0
+
+
+STG_PAYMENTS = "model.shop.stg_payments"
+
+
+def test_a_model_left_stale_by_a_blocked_dbt_run_joins_the_failed_load(intake: Intake) -> None:
+    # stg_payments reads nothing load_orders wrote, but dbt_build (which rebuilds it) runs
+    # after load_orders: with load_orders failed, the night's dbt run never came.
+    intake.ingest([
+        sig("task_failed", LOAD_ORDERS, "load_orders failed", 0),
+        sig("table_check", STG_PAYMENTS, "stg_payments last updated 31h ago", 400,
+            check="freshness"),
+    ])
+    intake.process()
+    [issue] = issues(intake)
+    assert issue.asset == LOAD_ORDERS
+    assert reasons(intake)[1] == (
+        f"lineage: not refreshed by {DBT_BUILD}, which runs after issue #{issue.id}'s root "
+        f"{LOAD_ORDERS}")
+
+
+def test_a_stale_model_joins_a_failed_dbt_run_itself(intake: Intake) -> None:
+    intake.ingest([sig("task_failed", DBT_BUILD, "dbt_build failed", 0),
+                   sig("table_check", STG_PAYMENTS, "stg_payments last updated 31h ago", 400,
+                       check="freshness")])
+    intake.process()
+    [issue] = issues(intake)
+    assert reasons(intake)[1] == f"lineage: not refreshed by issue #{issue.id}'s root {DBT_BUILD}"
+
+
+def test_wrong_data_in_a_model_is_not_explained_by_a_blocked_run(intake: Intake) -> None:
+    # Only staleness follows from a run that did not happen; a null rate does not.
+    intake.ingest([
+        sig("task_failed", LOAD_ORDERS, "load_orders failed", 0),
+        sig("table_check", STG_PAYMENTS, "stg_payments amount null rate 40%", 400,
+            check="null_rate", column="amount"),
+    ])
+    intake.process()
+    assert [i.asset for i in issues(intake)] == [LOAD_ORDERS, STG_PAYMENTS]
+
+
+def test_builders_are_the_dbt_task_for_models_and_the_loader_for_its_table(
+    system: SystemMap,
+) -> None:
+    assert system.builders(STG_PAYMENTS) == [DBT_BUILD]
+    assert system.builders(RAW_ORDERS) == [LOAD_ORDERS]
+    assert system.builders(NOT_NULL) == []  # a test is checked, not built
+    assert system.builders("model.shop.nowhere") == []
