@@ -128,8 +128,10 @@ def within_weekly_range(history: Sequence[BatchPoint], verdict: Verdict,
     learned looks like a move: a week's median is a weekday's, and a count's busy weekend sits
     tens of percent above it (the robust spread takes those two days for outliers). The week's
     range is made of the recent normal runs that `judge` accepts against the others, so a past
-    incident widens nothing; a value within it, or beyond it by less than `min_change`, is the
-    week, not an incident. Once the weekday is learned, the same-weekday baseline says so.
+    incident widens nothing; a value within it, or beyond it by less than the smallest change
+    that counts while weekdays mix (`min_change_any_day`, else `min_change`), is the week, not
+    an incident: a week shows each weekday once, and its busiest day is one run, no bound.
+    Once the weekday is learned, the same-weekday baseline says so.
     """
     weekday = verdict.at.weekday()
     if sum(p.at.weekday() == weekday for p in history) >= config.same_weekday_min:
@@ -140,5 +142,5 @@ def within_weekly_range(history: Sequence[BatchPoint], verdict: Verdict,
     if len(usual) < config.min_history:
         return False
     low, high = min(usual), max(usual)
-    margin = config.min_change
+    margin = config.min_change if config.min_change_any_day is None else config.min_change_any_day
     return low - abs(low) * margin <= verdict.observed <= high + abs(high) * margin

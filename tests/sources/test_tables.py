@@ -418,6 +418,21 @@ def test_busy_weekends_are_the_weeks_shape_and_a_real_drop_still_fires(
     assert drop.detail["change"] < -0.4
 
 
+@pytest.mark.parametrize(("saturday", "fires"), [(300, False), (400, True)])
+def test_a_first_busiest_day_needs_the_any_day_change_beyond_the_week(
+        tmp_path: Path, saturday: int, fires: bool) -> None:
+    """A week whose busiest day so far is a Sunday at 240 rows, then its first Saturday: at
+    300 it is half again the weekday median but a quarter over that Sunday, the week's shape
+    (it fired when the week's range stretched only `min_change`, 20%); at 400 it is beyond
+    anything the week has by more than `count_min_change_any_day`, and fires."""
+    days = [Day(START - timedelta(days=1), rows=240), *HISTORY[:5],
+            Day(START + timedelta(days=5), rows=saturday)]
+    assert days[0].day.weekday() == 6 and days[-1].day.weekday() == 5
+    signals, _ = first_poll(DuckWarehouse(tmp_path / "w.duckdb"), days,
+                            sensitivity=BaselineConfig())
+    assert [s.detail["check"] for s in signals] == (["volume"] if fires else [])
+
+
 def test_a_past_outage_does_not_widen_the_weeks_range(tmp_path: Path) -> None:
     """A day the table nearly emptied, two weeks ago, is no part of the week's shape: a
     weekday with a third of its rows still fires."""
