@@ -139,10 +139,11 @@ class SystemMap:
         """The tasks whose run refreshes `asset`: the tasks that run dbt, for a model, seed
         or snapshot; a load task, for the table it writes. (The map's edges go from a dbt
         node to the task that runs dbt, not back: see the module docstring.)"""
-        if asset.startswith(_BUILT_BY_DBT) and asset in self.graph:
+        if asset not in self.graph or asset in self.tasks:
+            return []
+        if asset.startswith(_BUILT_BY_DBT):
             return sorted(t.asset for t in self.tasks.values() if t.runs_dbt)
-        return sorted(t for t in self.graph.predecessors(asset) if t in self.tasks) \
-            if asset in self.graph else []
+        return sorted(t for t in self.graph.predecessors(asset) if t in self.tasks)
 
     def subject(self, asset: str) -> str:
         """What a problem at `asset` is about: a test's is the node it tests (a failed test

@@ -211,3 +211,4 @@ def test_builders_are_the_dbt_task_for_models_and_the_loader_for_its_table(
     assert system.builders(RAW_ORDERS) == [LOAD_ORDERS]
     assert system.builders(NOT_NULL) == []  # a test is checked, not built
     assert system.builders("model.shop.nowhere") == []
+    assert system.builders(DBT_BUILD) == []  # a task runs; it is not built
